@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny synthetic image data, so no test needs a download."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from gankit.data import ImageData
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def make_tiny_images(n: int = 64, size: int = 28, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """uint8 (n, H, W[, C]) images: a bright square at a random place on a dark background."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, size, size, channels), dtype=np.uint8)
+    for i in range(n):
+        r, c = rng.integers(0, size - 8, size=2)
+        images[i, r:r + 8, c:c + 8] = 255
+    return images[..., 0] if channels == 1 else images
+
+
+@pytest.fixture
+def tiny_data() -> ImageData:
+    from gankit.data import to_tensor_images
+
+    images = make_tiny_images(64)
+    labels = torch.arange(64) % 4
+    return ImageData(to_tensor_images(images), labels, "tiny", ["a", "b", "c", "d"])
+
+
+@pytest.fixture
+def mnist_dir():
+    """Real MNIST from $GANKIT_DATA_DIR (CI sets it to ../shared/data); skipped when absent."""
+    root = os.environ.get("GANKIT_DATA_DIR")
+    if not root or not os.path.isdir(os.path.join(root, "mnist")):
+        pytest.skip("GANKIT_DATA_DIR with mnist/ not set")
+    return os.path.join(root, "mnist")
