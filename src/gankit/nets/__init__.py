@@ -1,0 +1,32 @@
+"""Networks. G(z) -> images in [-1, 1]; D(x) -> logits of shape (N,). No losses here."""
+from __future__ import annotations
+
+from ..errors import GankitError, did_you_mean
+from ._layers import ACTIVATIONS, NORMS, activation, check_norm
+from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .mlp import MLPDiscriminator, MLPGenerator
+
+ARCHITECTURES = {
+    "mlp": (MLPGenerator, MLPDiscriminator),
+    "dcgan": (DCGANGenerator, DCGANDiscriminator),
+}
+
+
+def build_networks(arch: str, z_dim: int, image_shape: tuple, width_g: int, width_d: int,
+                   norm_g: str, norm_d: str, act_g: str, act_d: str, **extra):
+    """Build (G, D) for an architecture name; names are resolved here, once."""
+    if arch not in ARCHITECTURES:
+        raise GankitError(f"unknown architecture {arch!r}{did_you_mean(arch, ARCHITECTURES)}; "
+                          f"choose one of {', '.join(ARCHITECTURES)}")
+    for name in (norm_g, norm_d):
+        check_norm(name)
+    for name in (act_g, act_d):
+        activation(name)
+    G_cls, D_cls = ARCHITECTURES[arch]
+    G = G_cls(z_dim, image_shape, width=width_g, norm=norm_g, act=act_g, **extra)
+    D = D_cls(image_shape, width=width_d, norm=norm_d, act=act_d, **extra)
+    return G, D
+
+
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "NORMS", "DCGANDiscriminator", "DCGANGenerator",
+           "MLPDiscriminator", "MLPGenerator", "build_networks"]

@@ -1,0 +1,59 @@
+"""Shape contracts of every network and option: G(z) -> (N, C, H, W) in [-1, 1]; D(x) -> (N,)."""
+import pytest
+import torch
+
+from gankit import GankitError
+from gankit.nets import ACTIVATIONS, NORMS, build_networks
+
+SHAPES = [(1, 28, 28), (3, 32, 32)]
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("norm", NORMS)
+def test_shapes_per_norm(arch, shape, norm):
+    G, D = build_networks(arch, 16, shape, 8, 8, norm, norm, "relu", "leaky_relu")
+    x = G(torch.randn(5, 16))
+    assert x.shape == (5, *shape)
+    assert x.min() >= -1 and x.max() <= 1
+    logits = D(x)
+    assert logits.shape == (5,)
+    assert D.features(x).shape == (5, D.feature_dim)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_shapes_per_activation(arch, act):
+    G, D = build_networks(arch, 10, (1, 28, 28), 8, 8, "batch", "none", act, act)
+    assert D(G(torch.randn(3, 10))).shape == (3,)
+
+
+def test_dcgan_d_first_layer_has_no_batchnorm():
+    _, D = build_networks("dcgan", 10, (1, 28, 28), 8, 8, "batch", "batch", "relu", "leaky_relu")
+    first_two = list(D.body)[:2]
+    assert isinstance(first_two[0], torch.nn.Conv2d) and not isinstance(first_two[1], torch.nn.BatchNorm2d)
+
+
+def test_spectral_norm_bounds_the_layer():
+    _, D = build_networks("dcgan", 10, (1, 28, 28), 8, 8, "batch", "spectral", "relu", "leaky_relu")
+    D.train()
+    for _ in range(30):  # power iteration converges during forward passes
+        D(torch.randn(4, 1, 28, 28))
+    w = D.head.weight
+    assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_wrong_input_shape_is_caught_at_the_boundary():
+    G, D = build_networks("dcgan", 10, (1, 28, 28), 8, 8, "batch", "batch", "relu", "leaky_relu")
+    with pytest.raises(AssertionError):
+        G(torch.randn(3, 11))
+    with pytest.raises(AssertionError):
+        D(torch.randn(3, 1, 32, 32))
+
+
+@pytest.mark.parametrize("kw,match", [({"arch": "gan"}, "architecture"), ({"norm": "btach"}, "batch"),
+                                      ({"act": "relux"}, "relu"), ({"shape": (1, 30, 30)}, "image sizes")])
+def test_bad_choices(kw, match):
+    args = {"arch": "dcgan", "norm": "batch", "act": "relu", "shape": (1, 28, 28), **kw}
+    with pytest.raises(GankitError, match=match):
+        build_networks(args["arch"], 4, args["shape"], 8, 8, args["norm"], args["norm"], args["act"], args["act"])
