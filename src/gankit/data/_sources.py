@@ -1,0 +1,75 @@
+"""Dataset sources other than IDX files: scikit-learn digits, CIFAR-10 and image folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GankitError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def load_digits(split: str):
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, UCI), upscaled to 28x28.
+
+    Digits are resized to 20x20 and centred in a 28x28 frame, as MNIST digits are.
+    The split is fixed: every 10th image is test.
+    """
+    import torch
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0
+    images = F.interpolate(images, size=(20, 20), mode="bicubic", align_corners=False).clamp(0, 1)
+    images = F.pad(images, (4, 4, 4, 4))
+    images = (images[:, 0] * 255).round().to(torch.uint8).numpy()
+    labels = bunch.target.astype(np.int64)
+    test = np.arange(len(labels)) % 10 == 0
+    keep = test if split == "test" else ~test
+    return images[keep], labels[keep]
+
+
+def load_cifar10(data_dir, split: str, cache_dir: Path):
+    """CIFAR-10 through torchvision: from ``data_dir`` (never downloads) or the cache (downloads)."""
+    import torchvision.datasets as tvd
+
+    root = Path(data_dir).expanduser() if data_dir is not None else cache_dir / "datasets"
+    try:
+        ds = tvd.CIFAR10(root=str(root), train=(split == "train"), download=data_dir is None)
+    except RuntimeError as exc:
+        raise GankitError(f"CIFAR-10 not found or corrupt under {root} ({exc}); expected "
+                          f"{root}/cifar-10-batches-py/; point --data-dir at its parent") from None
+    except Exception as exc:
+        raise GankitError(f"could not download CIFAR-10 ({type(exc).__name__}); offline, pass --data-dir DIR "
+                          f"holding cifar-10-batches-py/") from None
+    return np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64)
+
+
+def load_folder(path, image_size: int, channels: int):
+    """Every image under ``path`` (recursively), resized to ``image_size``; label = subfolder index."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise GankitError(f"image folder {root} does not exist; pass --data-dir with a folder of images")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise GankitError(f"image folder {root} contains no files; add images (png, jpg, ...)")
+    classes = sorted({p.parent.relative_to(root).as_posix() for p in files})
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise GankitError(f"data.channels must be 1 or 3 for image folders, got {channels}")
+    images, labels = [], []
+    for p in files:
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise GankitError(f"{p} is not an image (suffix {p.suffix or 'none'}); remove it or move it out of {root}")
+        try:
+            with Image.open(p) as im:
+                im = im.convert(mode).resize((image_size, image_size), Image.BICUBIC)
+                images.append(np.asarray(im, dtype=np.uint8))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise GankitError(f"{p} cannot be read as an image ({exc}); remove or replace it") from None
+        labels.append(classes.index(p.parent.relative_to(root).as_posix()))
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
