@@ -1,0 +1,175 @@
+"""The ``gankit`` command: parse arguments, build a config, make one library call.
+
+A `GankitError` becomes one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import GankitError
+
+TRAIN_EXAMPLES = """examples:
+  gankit train digits-dcgan                                  # bundled digits, no download
+  gankit train mnist-dcgan --data-dir ../shared/data/mnist --epochs 5
+  gankit train mnist-dcgan --set objective.name=wasserstein --set objective.penalty=gp
+  gankit train my.yaml --set objective.name=custom --set objective.f1='-0.5*d**2' \\
+      --set objective.f2=d --set objective.f3=-d
+  gankit train mnist-dcgan --dry-run                        # print the resolved config
+  gankit train --resume runs/mnist-dcgan                    # continue a stopped run
+"""
+SAMPLE_EXAMPLES = """examples:
+  gankit sample runs/mnist-dcgan --n 64 --out samples/      # a folder of PNGs
+  gankit sample runs/mnist-dcgan --n 10000 --out s.npz      # uint8 array 'images' (N, H, W)
+"""
+
+
+def _train(args) -> int:
+    from . import config as C
+    from .train import train
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise GankitError(f"{run_dir} is not a gankit run folder (no config.yaml); nothing to resume")
+        source = args.config or str(run_dir / "config.yaml")
+    else:
+        if not args.config:
+            raise GankitError("gankit train needs a preset or config file, e.g. gankit train digits-dcgan "
+                              f"(presets: {', '.join(C.preset_names())})")
+        source = args.config
+    cfg = C.resolve(source, tuple(args.set or ()), **{
+        "data.data_dir": args.data_dir, "train.epochs": args.epochs, "train.device": args.device})
+    if args.dry_run:
+        print(cfg.to_yaml(), end="")
+        return 0
+    run_dir = Path(args.resume) if args.resume else Path(args.run_dir or Path("runs") / cfg.name)
+    trainer = train(cfg, run_dir, resume=bool(args.resume), force=args.force)
+    p = trainer.progress
+    print(f"trained {p.images} images ({p.g_steps} G steps) -> {run_dir}")
+    if trainer.stop_signal is not None:
+        return 128 + trainer.stop_signal
+    return 0
+
+
+def _sample(args) -> int:
+    from .export import to_uint8, write_images
+    from .generate import generate, load_generator
+
+    G, meta = load_generator(args.run_dir, args.checkpoint, args.device)
+    images = to_uint8(generate(G, args.n, seed=args.seed))
+    out = write_images(images, Path(args.out))
+    info = {"n": len(images), "out": str(out), "seed": args.seed, "images_seen": meta["progress"]["images"]}
+    print(json.dumps(info) if args.json else f"wrote {len(images)} samples to {out}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .metrics.evaluate import evaluate_images, evaluate_run, read_images, write_result
+
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if args.images:
+        if not args.dataset:
+            raise GankitError("--images needs --dataset (e.g. --dataset mnist) to pick the feature extractor")
+        result = evaluate_images(read_images(args.images), args.dataset, args.data_dir, None, metrics)
+    else:
+        if not args.run_dir:
+            raise GankitError("gankit evaluate needs a RUN_DIR or --images PATH --dataset NAME")
+        result = evaluate_run(args.run_dir, args.n, args.seed, args.data_dir, args.checkpoint, metrics)
+        write_result(Path(args.run_dir), result)
+    print(json.dumps(result, indent=1) if args.json else format_result(result))
+    return 0
+
+
+def format_result(result: dict) -> str:
+    rows = [f"{k:>20}  {v:.4f}" if isinstance(v, float) else f"{k:>20}  {v}"
+            for k, v in result.items() if k != "provenance"]
+    p = result["provenance"]
+    rows.append(f"{'extractor':>20}  {p['extractor']} ({p['extractor_hash'][:12]}), n={p['n_images']}")
+    return "\n".join(rows)
+
+
+def _classifier(args) -> int:
+    from .metrics.classifier import load_classifier
+
+    _, info = load_classifier(args.dataset, args.data_dir)
+    print(json.dumps({k: info[k] for k in ("dataset", "test_accuracy", "hash")}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="gankit", description="Train, evaluate and understand GANs.")
+    parser.add_argument("--version", action="version", version=f"gankit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a GAN from a preset or YAML config", epilog=TRAIN_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("config", nargs="?", help="preset name (digits-dcgan, mnist-dcgan, ...) or YAML file")
+    t.add_argument("--data-dir", help="read existing dataset files here; never download")
+    t.add_argument("--run-dir", help="run folder (default runs/<name>)")
+    t.add_argument("--epochs", type=float, help="training length in epochs")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    t.add_argument("--force", action="store_true", help="with --resume: accept a changed config")
+    t.set_defaults(func=_train)
+
+    s = sub.add_parser("sample", help="write samples from a trained generator", epilog=SAMPLE_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("run_dir", help="a run folder written by gankit train")
+    s.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    s.add_argument("--out", required=True, help="a folder for PNGs, or a file ending in .npz")
+    s.add_argument("--seed", type=int, default=0, help="seed of the latent codes (default 0)")
+    s.add_argument("--checkpoint", help="a ckpt-*.json to use instead of the latest")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--json", action="store_true", help="print a JSON summary")
+    s.set_defaults(func=_sample)
+
+    e = sub.add_parser("evaluate", help="score a run's generator or a set of images",
+                       epilog="examples:\n  gankit evaluate runs/mnist-dcgan --n 10000\n"
+                              "  gankit evaluate --images s.npz --dataset mnist --json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("run_dir", nargs="?", help="a run folder written by gankit train")
+    e.add_argument("--images", help="an .npz (array 'images') or folder of PNGs instead of a run")
+    e.add_argument("--dataset", help="with --images: the dataset whose classifier scores them")
+    e.add_argument("--data-dir", help="dataset files for training the classifier on first use")
+    e.add_argument("--n", type=int, default=10000, help="samples to draw from the run (default 10000)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--metrics", default="cs,modes", help="comma-separated: cs, modes")
+    e.add_argument("--checkpoint", help="a ckpt-*.json to use instead of the latest")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_evaluate)
+
+    c = sub.add_parser("classifier", help="the offline domain classifier used by the metrics")
+    csub = c.add_subparsers(dest="action", required=True)
+    ct = csub.add_parser("train", help="train (or load from cache) a dataset's classifier")
+    ct.add_argument("--dataset", required=True)
+    ct.add_argument("--data-dir")
+    ct.set_defaults(func=_classifier)
+
+    from .dynamics.cli import add_dynamics_parser
+
+    add_dynamics_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except GankitError as exc:
+        print(f"gankit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

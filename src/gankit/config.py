@@ -1,0 +1,275 @@
+"""One typed config per run, nested by concern.
+
+Defaults live in these dataclasses; a preset or YAML file overrides them, then
+``--set key=value`` overrides that. Unknown keys and wrong types are errors with
+a suggestion. The resolved config is written to the run folder before the first
+step and embedded in every checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import GankitError, did_you_mean
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist"               # digits | mnist | fashion-mnist | kmnist | cifar10 | folder
+    data_dir: Optional[str] = None    # existing files; None downloads into the cache (checksum-verified)
+    image_size: int = 28              # folders are resized to this; named datasets have their own size
+    channels: int = 1                 # for image folders: 1 (grey) or 3 (RGB)
+    limit: int = 0                    # keep only the first N training images (0: all), for quick trials
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "dcgan"               # dcgan | mlp
+    z_dim: int = 100                  # latent size; z ~ N(0, I)
+    width_g: int = 64                 # channels (dcgan) or units (mlp) of G's widest high-res layer
+    width_d: int = 64
+    norm_g: str = "batch"             # batch | layer | spectral | none
+    norm_d: str = "batch"             # DCGAN's D never normalises its first layer
+    act_g: str = "relu"               # relu | leaky_relu | tanh | elu
+    act_d: str = "leaky_relu"
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "non-saturating"      # a catalogue name, or "custom" with f1/f2/f3 below
+    f1: Optional[str] = None          # expressions in d, e.g. "-0.5*d**2" (custom objectives only)
+    f2: Optional[str] = None
+    f3: Optional[str] = None
+    domain: str = "real"              # for custom objectives: probability | real
+    penalty: str = "none"             # none | gp | r1 | r2 (per-sample, weighted below)
+    penalty_weight: float = 10.0      # gp: lambda (10); r1/r2: gamma/2
+    penalty_every: int = 1            # apply the penalty every N D steps (lazy regularisation)
+    clip: float = 0.0                 # WGAN weight clipping to [-clip, clip] after each D step (0: off)
+
+
+@dataclass
+class OptimConfig:
+    lr_g: float = 2e-4                # DCGAN defaults: Adam(2e-4, betas 0.5/0.999)
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    beta1_d: Optional[float] = None   # per-network override of beta1 (None: same as beta1)
+    beta1_g: Optional[float] = None
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 5.0               # duration in epochs of the training set ...
+    images: int = 0                   # ... or in real images seen (wins when > 0)
+    batch_size: int = 128
+    n_critic: int = 1                 # D steps per G step; each D step consumes one real batch
+    seed: int = 0                     # same seed + config on CPU gives the same losses
+    ema: float = 0.0                  # decay of the moving average of G's weights (0: off)
+    ema_start: int = 0                # images seen before the average starts tracking G
+    device: str = "auto"              # auto | cpu | cuda | cuda:N | mps
+    log_every: int = 50               # G steps between logged metrics (each log syncs the device)
+    checkpoint_every: int = 1         # epochs between checkpoints (a final one is always written)
+    keep_checkpoints: int = 3         # how many recent checkpoints to keep
+    grid_size: int = 64               # images in the fixed-noise sample grid (8 x 8)
+    progress: bool = True             # progress bar with ETA on stderr
+    tensorboard: bool = True          # write TensorBoard events
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"                 # runs/<name>/
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+PRESETS_PACKAGE = "gankit.presets"
+
+
+def preset_names() -> list:
+    return sorted(p.name[:-5] for p in resources.files(PRESETS_PACKAGE).iterdir() if p.name.endswith(".yaml"))
+
+
+def _type_of(cls, name: str):
+    return typing.get_type_hints(cls)[name]
+
+
+def _coerce(value: Any, tp, key: str):
+    """Check/convert ``value`` to the annotated type ``tp``; GankitError on mismatch."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:  # Optional[X]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], key)
+    if tp in (int, float) and isinstance(value, str):
+        # YAML reads '1e-4' (no dot) as text; accept any plain number written as text.
+        try:
+            value = float(value) if tp is float else int(value)
+        except ValueError:
+            pass
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise GankitError(f"config key {key} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise GankitError(f"config key {key} must be an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise GankitError(f"config key {key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise GankitError(f"config key {key} must be a string, got {value!r}")
+        return value
+    raise GankitError(f"config key {key} has unsupported type {tp}")
+
+
+def _merge(obj, updates: dict, prefix: str = ""):
+    if not isinstance(updates, dict):
+        raise GankitError(f"config section {prefix.rstrip('.') or '(top level)'} must be a mapping, got {updates!r}")
+    names = {f.name: f for f in fields(obj)}
+    for key, value in updates.items():
+        full = f"{prefix}{key}"
+        if not isinstance(key, str) or key not in names:
+            raise GankitError(f"unknown config key {full}{did_you_mean(str(key), names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, full + ".")
+        else:
+            setattr(obj, key, _coerce(value, _type_of(type(obj), key), full))
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Range checks that types alone cannot express."""
+    t, o = cfg.train, cfg.objective
+    checks = [
+        (t.batch_size >= 1, "train.batch_size must be at least 1"),
+        (t.n_critic >= 1, "train.n_critic must be at least 1"),
+        (t.epochs > 0 or t.images > 0, "train.epochs or train.images must be positive"),
+        (t.images >= 0, "train.images must not be negative"),
+        (0.0 <= t.ema < 1.0, "train.ema must be in [0, 1)"),
+        (t.log_every >= 1, "train.log_every must be at least 1"),
+        (t.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),
+        (t.grid_size >= 1, "train.grid_size must be at least 1"),
+        (cfg.model.z_dim >= 1, "model.z_dim must be at least 1"),
+        (cfg.model.width_g >= 1 and cfg.model.width_d >= 1, "model.width_g and model.width_d must be at least 1"),
+        (cfg.optim.lr_g > 0 and cfg.optim.lr_d > 0, "optim.lr_g and optim.lr_d must be positive"),
+        (0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1, "optim.beta1 and optim.beta2 must be in [0, 1)"),
+        (o.penalty_weight >= 0, "objective.penalty_weight must not be negative"),
+        (o.penalty_every >= 1, "objective.penalty_every must be at least 1"),
+        (o.clip >= 0, "objective.clip must not be negative (0 turns clipping off)"),
+        (cfg.data.limit >= 0, "data.limit must not be negative"),
+        (cfg.data.image_size >= 4, "data.image_size must be at least 4"),
+        (cfg.name and "/" not in cfg.name and cfg.name not in (".", ".."), "name must be a plain folder name"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise GankitError(message)
+    if o.name == "custom" and not (o.f1 and o.f2 and o.f3):
+        raise GankitError("objective.name=custom needs objective.f1, objective.f2 and objective.f3 expressions")
+    return cfg
+
+
+def parse_override(text: str) -> tuple:
+    """'train.epochs=3' -> ('train.epochs', 3), the value read as YAML (numbers, true/false, null, text)."""
+    if "=" not in text:
+        raise GankitError(f"--set expects key=value, got {text!r}; for example --set train.epochs=3")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, (dict, list)):
+        value = raw  # a plain string such as "[x]" stays text
+    return key.strip(), value
+
+
+def _nest(key: str, value) -> dict:
+    out: dict = {}
+    node = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def read_yaml(text: str, source: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise GankitError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GankitError(f"{source} must hold a mapping of config sections, got {type(data).__name__}")
+    return data
+
+
+def load_source(source: str) -> dict:
+    """The mapping in a preset name or a YAML file path."""
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise GankitError(f"config file {source} does not exist")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GankitError(f"config file {source} cannot be read ({exc})") from None
+        return read_yaml(text, source)
+    names = preset_names()
+    if source not in names:
+        raise GankitError(f"unknown preset or config file {source!r}{did_you_mean(source, names)}; "
+                          f"presets: {', '.join(names)}")
+    return read_yaml(resources.files(PRESETS_PACKAGE).joinpath(source + ".yaml").read_text(), f"preset {source}")
+
+
+def from_dict(data: dict) -> RunConfig:
+    cfg = RunConfig()
+    _merge(cfg, data)
+    return validate(cfg)
+
+
+def resolve(source: Optional[str] = None, overrides: tuple = (), **direct) -> RunConfig:
+    """Defaults <- preset/YAML ``source`` <- ``overrides`` ('a.b=v' strings) <- ``direct`` {'a.b': v}."""
+    cfg = RunConfig()
+    if source is not None:
+        data = load_source(source)
+        data.setdefault("name", Path(source).stem if Path(source).suffix else source)
+        _merge(cfg, data)
+    for text in overrides:
+        key, value = parse_override(text)
+        _merge(cfg, _nest(key, value))
+    for key, value in direct.items():
+        if value is not None:
+            _merge(cfg, _nest(key, value))
+    return validate(cfg)
+
+
+def diff(a: dict, b: dict, prefix: str = "") -> list:
+    """Readable 'key: old -> new' lines between two config dicts."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} -> {vb!r}")
+    return out

@@ -1,0 +1,140 @@
+"""Checkpoints as safetensors (tensors) plus JSON (everything else). Loading never unpickles.
+
+A checkpoint ``ckpt-<images>`` is two files written atomically (temporary file,
+flush, fsync, rename): the ``.safetensors`` first, then the ``.json``, which
+records the tensor file's SHA-256. The JSON is the commit marker: a checkpoint
+counts only when its JSON exists and the hash matches, so a process killed at
+any moment leaves the previous checkpoint as the latest loadable one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from ..errors import GankitError
+
+FORMAT = "gankit-checkpoint-1"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict) -> dict:
+    """Put the optimiser's tensors into ``tensors``; return its JSON-able remainder."""
+    sd = opt.state_dict()
+    meta = {"param_groups": sd["param_groups"], "state": {}}
+    for pid, state in sd["state"].items():
+        meta["state"][str(pid)] = {}
+        for k, v in state.items():
+            if torch.is_tensor(v):
+                tensors[f"{prefix}.state.{pid}.{k}"] = v.detach().cpu().contiguous()
+                meta["state"][str(pid)][k] = {"tensor": f"{prefix}.state.{pid}.{k}"}
+            else:
+                meta["state"][str(pid)][k] = v
+    return meta
+
+
+def unflatten_optimizer(meta: dict, tensors: dict) -> dict:
+    state = {}
+    for pid, entries in meta["state"].items():
+        state[int(pid)] = {k: tensors[v["tensor"]] if isinstance(v, dict) and "tensor" in v else v
+                           for k, v in entries.items()}
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(folder: Path, name: str, tensors: dict, meta: dict) -> Path:
+    """Write ``name.safetensors`` then ``name.json``; return the JSON path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    blob = st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    atomic_write(folder / f"{name}.safetensors", blob)
+    meta = {"format": FORMAT, "tensors": f"{name}.safetensors",
+            "sha256": hashlib.sha256(blob).hexdigest(), **meta}
+    atomic_write(folder / f"{name}.json", json.dumps(meta, indent=1).encode())
+    return folder / f"{name}.json"
+
+
+def list_checkpoints(folder: Path) -> list:
+    """Committed checkpoint JSON files, oldest first."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("ckpt-*.json") if not p.name.startswith("."))
+
+
+def load_checkpoint(path: Path, device="cpu") -> tuple:
+    """(tensors, meta) of a checkpoint JSON path; `GankitError` for anything that is not one."""
+    path = Path(path)
+    if path.suffix != ".json":
+        raise GankitError(f"{path} is not a gankit checkpoint (expected a ckpt-*.json with its .safetensors); "
+                          f"gankit never loads pickle files")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GankitError(f"{path} is not a readable checkpoint JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise GankitError(f"{path} is not a gankit checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    blob_path = path.parent / meta["tensors"]
+    try:
+        blob = blob_path.read_bytes()
+    except OSError as exc:
+        raise GankitError(f"checkpoint tensors {blob_path} cannot be read ({exc})") from None
+    if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+        raise GankitError(f"checkpoint tensors {blob_path} do not match the SHA-256 in {path.name}; the file is "
+                          f"corrupt or was replaced")
+    try:
+        tensors = st_load(blob)
+    except (SafetensorError, Exception) as exc:  # safetensors raises several types for bad input
+        raise GankitError(f"{blob_path} is not a safetensors file ({exc})") from None
+    return {k: v.to(device) for k, v in tensors.items()}, meta
+
+
+def latest_checkpoint(folder: Path) -> Optional[Path]:
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def prune(folder: Path, keep: int) -> None:
+    for old in list_checkpoints(folder)[:-keep]:
+        for p in (old, old.with_suffix(".safetensors")):
+            p.unlink(missing_ok=True)
+
+
+def module_tensors(prefix: str, module: torch.nn.Module) -> dict:
+    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+
+
+def load_module(prefix: str, module: torch.nn.Module, tensors: dict) -> None:
+    sd = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    try:
+        module.load_state_dict(sd)
+    except RuntimeError as exc:
+        raise GankitError(f"checkpoint does not fit the network {prefix} ({str(exc).splitlines()[0]}); "
+                          f"was it written with another model config?") from None
