@@ -1,0 +1,135 @@
+"""gankit's own domain classifier: a small CNN per dataset, trained offline and cached.
+
+It plays two roles: its softmax gives classifier scores and class histograms,
+and its penultimate layer (128 features) is the offline feature extractor.
+Each cached classifier is identified by the SHA-256 of its weights, which is
+recorded with every score computed from it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from ..data import load_dataset
+from ..data._idx import default_cache_dir
+from ..errors import GankitError
+
+FEATURE_DIM = 128
+RECIPE = {"epochs": 3, "batch_size": 128, "lr": 1e-3, "seed": 0, "shift": 2, "version": 1}
+
+
+class DomainClassifier(nn.Module):
+    """x (N, C, H, W) in [-1, 1] -> logits (N, n_classes); ``features`` -> (N, 128)."""
+
+    def __init__(self, channels: int = 1, size: int = 28, n_classes: int = 10):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(2),  # state size: 32 x size/2 x size/2
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 64 x size/4 x size/4
+            nn.Flatten(), nn.Linear(64 * (size // 4) ** 2, FEATURE_DIM), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURE_DIM, n_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def weights_hash(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _random_shift(x: torch.Tensor, shift: int, g: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to ``shift`` pixels (zero padding is -1, the background)."""
+    if shift == 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (shift,) * 4, value=-1.0)
+    dx, dy = torch.randint(0, 2 * shift + 1, (2,), generator=g).tolist()
+    return padded[:, :, dy:dy + h, dx:dx + w]
+
+
+def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: bool = True) -> tuple:
+    """Train the domain classifier with the fixed recipe; return (model, info with test accuracy)."""
+    from tqdm import tqdm
+
+    torch.manual_seed(RECIPE["seed"])
+    train, test = load_dataset(dataset, data_dir, "train"), load_dataset(dataset, data_dir, "test")
+    c, s = train.image_shape[0], train.image_shape[1]
+    model = DomainClassifier(c, s, len(train.classes))
+    opt = torch.optim.Adam(model.parameters(), lr=RECIPE["lr"])
+    bs, epochs = RECIPE["batch_size"], RECIPE["epochs"]
+    steps = epochs * (len(train) // bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=RECIPE["lr"] * 3, total_steps=steps)
+    g = torch.Generator().manual_seed(RECIPE["seed"])
+    bar = tqdm(total=steps, desc=f"classifier {dataset}", unit="step", disable=not progress)
+    start = time.time()
+    for epoch in range(epochs):
+        order = train.epoch_order(RECIPE["seed"], epoch)
+        model.train()
+        for b in range(len(train) // bs):
+            idx = order[b * bs:(b + 1) * bs]
+            x = _random_shift(train.x[idx], RECIPE["shift"], g)
+            loss = F.cross_entropy(model(x), train.y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+    bar.close()
+    model.eval()
+    acc = accuracy(model, test.x, test.y)
+    info = {"dataset": dataset, "test_accuracy": acc, "train_seconds": round(time.time() - start, 1),
+            "recipe": RECIPE, "classes": train.classes, "image_shape": list(train.image_shape)}
+    return model, info
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(b) for b in x.split(batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return (predict_logits(model, x).argmax(1) == y).float().mean().item()
+
+
+def cache_path(dataset: str) -> Path:
+    return default_cache_dir() / "classifiers" / f"{dataset}-v{RECIPE['version']}"
+
+
+def load_classifier(dataset: str, data_dir: Optional[str] = None, train_if_missing: bool = True,
+                    progress: bool = True) -> tuple:
+    """(model in eval mode, info incl. 'hash') from the cache; trained (and cached) on first need."""
+    path = cache_path(dataset)
+    weights, meta = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    if weights.is_file() and meta.is_file():
+        info = json.loads(meta.read_text())
+        model = DomainClassifier(info["image_shape"][0], info["image_shape"][1], len(info["classes"]))
+        model.load_state_dict(load_file(str(weights)))
+        model.eval()
+        if weights_hash(model) != info["hash"]:
+            raise GankitError(f"cached classifier {weights} does not match its recorded hash; delete it to retrain")
+        return model, info
+    if not train_if_missing:
+        raise GankitError(f"no cached {dataset} classifier; run: gankit classifier train --dataset {dataset}")
+    model, info = train_classifier(dataset, data_dir, progress)
+    info["hash"] = weights_hash(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    meta.write_text(json.dumps(info, indent=1))
+    return model, info
