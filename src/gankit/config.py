@@ -46,7 +46,7 @@ class ObjectiveConfig:
     f1: Optional[str] = None          # expressions in d, e.g. "-0.5*d**2" (custom objectives only)
     f2: Optional[str] = None
     f3: Optional[str] = None
-    domain: str = "real"              # for custom objectives: probability | real
+    domain: Optional[str] = None      # custom objectives only: probability | real (default real)
     penalty: str = "none"             # none | gp | r1 | r2 (per-sample, weighted below)
     penalty_weight: float = 10.0      # gp: lambda (10); r1/r2: gamma/2
     penalty_every: int = 1            # apply the penalty every N D steps (lazy regularisation)

@@ -12,9 +12,10 @@ from ..objectives import Objective, get_objective
 def build_objective(cfg: RunConfig) -> Objective:
     o = cfg.objective
     if o.name == "custom":
-        return Objective.from_expressions(o.f1, o.f2, o.f3, domain=o.domain, name="custom")
-    if o.f1 or o.f2 or o.f3:
-        raise GankitError(f"objective.f1/f2/f3 are only used with objective.name=custom (got name={o.name!r})")
+        return Objective.from_expressions(o.f1, o.f2, o.f3, domain=o.domain or "real", name="custom")
+    if o.f1 or o.f2 or o.f3 or o.domain:
+        raise GankitError(f"objective.f1/f2/f3/domain are only used with objective.name=custom "
+                          f"(got name={o.name!r})")
     return get_objective(o.name)
 
 
