@@ -1,33 +1,25 @@
 """Load a trained generator from a run folder and draw samples from it."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import torch
 
 from .config import from_dict
 from .errors import GankitError
-from .train import build_models, latest_checkpoint, load_checkpoint, pick_device
+from .train import build_models, load_checkpoint, pick_device
+from .train.checkpoint import find_run_checkpoint, load_module
 
 
 def load_generator(run_dir, checkpoint: Optional[str] = None, device: str = "auto", ema: bool = True):
     """(G in eval mode, checkpoint meta) from a run's latest (or named) checkpoint; EMA weights when present."""
-    run_dir = Path(run_dir)
-    if checkpoint is not None:
-        path = Path(checkpoint)
-    else:
-        if not run_dir.is_dir():
-            raise GankitError(f"run folder {run_dir} does not exist")
-        path = latest_checkpoint(run_dir / "checkpoints")
-        if path is None:
-            raise GankitError(f"no checkpoint in {run_dir / 'checkpoints'}; train first or pass --checkpoint")
+    path = find_run_checkpoint(run_dir, checkpoint)
     dev = pick_device(device)
     tensors, meta = load_checkpoint(path, dev)
     cfg = from_dict(meta["config"])
     G, _ = build_models(cfg, tuple(meta["image_shape"]))
     prefix = "G_ema" if ema and any(k.startswith("G_ema.") for k in tensors) else "G"
-    G.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+    load_module(prefix, G, tensors)
     return G.to(dev).eval(), meta
 
 

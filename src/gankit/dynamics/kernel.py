@@ -16,7 +16,6 @@ mode D(x) would depend on the rest of the batch and K would not be a kernel.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -130,18 +129,10 @@ def load_discriminator(run_dir, checkpoint: Optional[str] = None, init: bool = F
     from ``seed`` (the kernel at initialisation).
     """
     from ..config import from_dict
-    from ..train import build_models, latest_checkpoint, load_checkpoint
-    from ..train.checkpoint import load_module
+    from ..train import build_models, load_checkpoint
+    from ..train.checkpoint import find_run_checkpoint, load_module
 
-    run_dir = Path(run_dir)
-    if checkpoint is not None:
-        path = Path(checkpoint)
-    else:
-        if not run_dir.is_dir():
-            raise GankitError(f"run folder {run_dir} does not exist")
-        path = latest_checkpoint(run_dir / "checkpoints")
-        if path is None:
-            raise GankitError(f"no checkpoint in {run_dir / 'checkpoints'}; train first or pass --checkpoint")
+    path = find_run_checkpoint(run_dir, checkpoint)
     tensors, meta = load_checkpoint(path, "cpu")
     cfg = from_dict(meta["config"])
     with torch.random.fork_rng():  # the seed sets D's initial weights without touching global RNG state

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import GankitError
-from ._layers import activation, block, weight_layer
+from ._layers import block, weight_layer
 
 # base resolution and number of 2x up/down-samplings per image size
 _PLANS = {28: (7, 2), 32: (4, 3), 64: (4, 4)}

@@ -13,7 +13,7 @@ them to ``d``. The trainer minimises ``loss_d = -J`` and ``loss_g = -I``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable
 
 import torch
 

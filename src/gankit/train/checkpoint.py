@@ -121,6 +121,19 @@ def latest_checkpoint(folder: Path) -> Optional[Path]:
     return found[-1] if found else None
 
 
+def find_run_checkpoint(run_dir, checkpoint: Optional[str] = None) -> Path:
+    """The checkpoint JSON named by ``checkpoint``, else the latest in ``run_dir/checkpoints``."""
+    if checkpoint is not None:
+        return Path(checkpoint)
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GankitError(f"run folder {run_dir} does not exist")
+    path = latest_checkpoint(run_dir / "checkpoints")
+    if path is None:
+        raise GankitError(f"no checkpoint in {run_dir / 'checkpoints'}; train first or pass --checkpoint")
+    return path
+
+
 def prune(folder: Path, keep: int) -> None:
     for old in list_checkpoints(folder)[:-keep]:
         for p in (old, old.with_suffix(".safetensors")):
