@@ -1,6 +1,5 @@
 """Euler steps, the adaptive ODE solver and Lyapunov checks on the point-wise field."""
 import math
-import time
 
 import numpy as np
 import pytest
@@ -18,13 +17,10 @@ WASSERSTEIN = point_field(get_objective("wasserstein"), 0.2)
 
 def test_minimax_100k_simultaneous_euler_steps_reach_the_rest_point_quickly():
     f = point_field(get_objective("minimax"), 0.2)
-    t0 = time.perf_counter()
     traj = euler(f, (0.75, 0.9), lr=1e-3, steps=100_000, method="simultaneous")
-    seconds = time.perf_counter() - t0
     assert not traj.diverged
     assert traj.final == pytest.approx([0.5, 0.2], abs=1e-3)
     assert traj.t[-1] == pytest.approx(100.0, rel=1e-12)
-    assert seconds < 20  # about 2 s on a 2-core CPU; guards against losing the fast path
 
 
 def test_alternating_steps_also_converge_for_non_saturating():
