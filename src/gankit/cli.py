@@ -70,31 +70,57 @@ def _evaluate(args) -> int:
     from .metrics.evaluate import evaluate_images, evaluate_run, read_images, write_result
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    options = {"extractor": args.extractor, "inception_weights": args.inception_weights, "floor": not args.no_floor,
+               "progress": True}
     if args.images:
         if not args.dataset:
             raise GankitError("--images needs --dataset (e.g. --dataset mnist) to pick the feature extractor")
-        result = evaluate_images(read_images(args.images), args.dataset, args.data_dir, None, metrics)
+        result = evaluate_images(read_images(args.images), args.dataset, args.data_dir, None, metrics, **options)
     else:
         if not args.run_dir:
             raise GankitError("gankit evaluate needs a RUN_DIR or --images PATH --dataset NAME")
-        result = evaluate_run(args.run_dir, args.n, args.seed, args.data_dir, args.checkpoint, metrics)
-        write_result(Path(args.run_dir), result)
+        result = evaluate_run(args.run_dir, args.n, args.seed, args.data_dir, args.checkpoint, metrics, **options)
+        result["provenance"]["written_to"] = str(write_result(Path(args.run_dir), result))
+    for note in result.get("notes", []):
+        print(f"gankit: note: {note}", file=sys.stderr)
     print(json.dumps(result, indent=1) if args.json else format_result(result))
     return 0
 
 
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e-3 and v != 0 else f"{v:.4f}"
+    return "-" if v is None else str(v)
+
+
 def format_result(result: dict) -> str:
-    rows = [f"{k:>20}  {v:.4f}" if isinstance(v, float) else f"{k:>20}  {v}"
-            for k, v in result.items() if k != "provenance"]
-    p = result["provenance"]
-    rows.append(f"{'extractor':>20}  {p['extractor']} ({p['extractor_hash'][:12]}), n={p['n_images']}")
+    """A table: one row per headline value with its 95% interval (KID: +- subset std) and the floor."""
+    from .metrics.registry import METRICS
+
+    p, floor = result["provenance"], result.get("floor") or {}
+    rows = [f"{'metric':<18}{'value':>11}  {'95% interval':<23}{'floor':>10}  better"]
+    for name in p.get("metrics", [m for m in METRICS if m in result]):
+        m = METRICS[name]
+        for key, better in zip(m.keys, m.better):
+            if f"{key}_ci_low" in result:
+                ci = f"[{_fmt(result[key + '_ci_low'])}, {_fmt(result[key + '_ci_high'])}]"
+            else:
+                ci = f"+- {_fmt(result[key + '_std'])}" if f"{key}_std" in result else ""
+            rows.append(f"{key:<18}{_fmt(result[key]):>11}  {ci:<23}{_fmt(floor.get(key)):>10}  "
+                        f"{ {'one': 'near 1'}.get(better, better)}")
+    if "class_fractions" in result:
+        rows.append(f"{'class_fractions':<18}{' '.join(f'{f:.3f}' for f in result['class_fractions'])}")
+    rows.append(f"extractor {p['extractor']} ({p['extractor_hash'][:12]}); n={p['n_images']} generated vs "
+                f"{p.get('n_reference', '?')} {p.get('reference_split', '')} images; "
+                f"floor: {p['n_images'] if floor else 'no'} train images; seed {p['seed']}; "
+                f"gankit {p['gankit_version']}")
     return "\n".join(rows)
 
 
 def _classifier(args) -> int:
     from .metrics.classifier import load_classifier
 
-    _, info = load_classifier(args.dataset, args.data_dir)
+    _, info = load_classifier(args.dataset, args.data_dir, progress=True)
     print(json.dumps({k: info[k] for k in ("dataset", "test_accuracy", "hash")}))
     return 0
 
@@ -131,23 +157,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_sample)
 
     e = sub.add_parser("evaluate", help="score a run's generator or a set of images",
-                       epilog="examples:\n  gankit evaluate runs/mnist-dcgan --n 10000\n"
-                              "  gankit evaluate --images s.npz --dataset mnist --json",
+                       epilog="examples:\n"
+                              "  gankit evaluate runs/mnist-dcgan --n 10000          # all metrics, table + floor\n"
+                              "  gankit evaluate runs/mnist-dcgan --metrics fid,pr --json\n"
+                              "  gankit evaluate --images s.npz --dataset mnist --data-dir ../shared/data/mnist\n"
+                              "  gankit evaluate runs/x --inception-weights pt_inception.pth   # Inception FID",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run_dir", nargs="?", help="a run folder written by gankit train")
     e.add_argument("--images", help="an .npz (array 'images') or folder of PNGs instead of a run")
-    e.add_argument("--dataset", help="with --images: the dataset whose classifier scores them")
-    e.add_argument("--data-dir", help="dataset files for training the classifier on first use")
+    e.add_argument("--dataset", help="with --images: the dataset they imitate (its test split is the reference)")
+    e.add_argument("--data-dir", help="dataset files, read for reference features and the classifier on first use")
     e.add_argument("--n", type=int, default=10000, help="samples to draw from the run (default 10000)")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--metrics", default="cs,modes", help="comma-separated: cs, modes")
+    e.add_argument("--seed", type=int, default=0, help="seed of the latent codes, bootstrap and floor (default 0)")
+    e.add_argument("--metrics", default="fid,kid,pr,dc,cs,modes,memo",
+                   help="comma-separated from fid, kid, pr, dc, cs, modes, memo (default: all)")
     e.add_argument("--checkpoint", help="a ckpt-*.json to use instead of the latest")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--extractor", choices=("auto", "domain", "inception"), default="auto",
+                   help="feature extractor: auto (Inception if its weights are given, else the domain classifier)")
+    e.add_argument("--inception-weights", metavar="PATH",
+                   help="local Inception-v3 weights (.pth); also $GANKIT_INCEPTION_WEIGHTS; never downloaded")
+    e.add_argument("--no-floor", action="store_true", help="skip the real-versus-real floor")
+    e.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     e.set_defaults(func=_evaluate)
 
-    c = sub.add_parser("classifier", help="the offline domain classifier used by the metrics")
+    c = sub.add_parser("classifier", help="the offline domain classifier used by the metrics",
+                       epilog="examples:\n  gankit classifier train --dataset mnist --data-dir ../shared/data/mnist",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     csub = c.add_subparsers(dest="action", required=True)
-    ct = csub.add_parser("train", help="train (or load from cache) a dataset's classifier")
+    ct = csub.add_parser("train", help="train (or load from cache) a dataset's classifier; prints its accuracy and hash")
     ct.add_argument("--dataset", required=True)
     ct.add_argument("--data-dir")
     ct.set_defaults(func=_classifier)

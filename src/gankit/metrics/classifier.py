@@ -128,8 +128,17 @@ def load_classifier(dataset: str, data_dir: Optional[str] = None, train_if_missi
     if not train_if_missing:
         raise GankitError(f"no cached {dataset} classifier; run: gankit classifier train --dataset {dataset}")
     model, info = train_classifier(dataset, data_dir, progress)
-    info["hash"] = weights_hash(model)
+    return model, save_classifier(dataset, model, info)
+
+
+def save_classifier(dataset: str, model: nn.Module, info: dict) -> dict:
+    """Store ``model`` as the cached classifier of ``dataset``; return ``info`` with its weight hash added.
+
+    ``info`` needs 'image_shape', 'classes', 'recipe' and 'test_accuracy' (as `train_classifier` returns).
+    """
+    path = cache_path(dataset)
+    info = dict(info, hash=weights_hash(model))
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-    meta.write_text(json.dumps(info, indent=1))
-    return model, info
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path.with_suffix(".safetensors")))
+    path.with_suffix(".json").write_text(json.dumps(info, indent=1))
+    return info

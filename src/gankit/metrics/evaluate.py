@@ -1,10 +1,20 @@
-"""Evaluate images (from a run's generator or from files) with a dataset's domain classifier.
+"""Evaluate images (from a run's generator or from files) against a dataset's real images.
 
-Every result carries its provenance: the extractor and its hash, the number of
-images, the seed and the gankit version.
+Steps: (1) resolve the extractor (the domain classifier, or Inception-v3 from
+local weights) and the requested metrics through the registry; (2) load the
+reference split's features, and the training split's when memorisation or the
+floor needs it, from the on-disk cache; (3) extract the generated images'
+features once and call every metric on them; (4) compute (or load) the
+real-versus-real floor: the same metrics on ``n`` random training images
+against the same reference, so a score can be read against "as good as real".
+Every result carries its provenance: extractor and hash, set sizes and split,
+seeds, gankit version and how the intervals were obtained.
 """
 from __future__ import annotations
 
+import json
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -13,11 +23,31 @@ import torch
 
 from .. import __version__
 from ..data import to_tensor_images
+from ..data._idx import default_cache_dir
 from ..errors import GankitError
-from .classifier import load_classifier, predict_logits
-from .scores import class_coverage, classifier_score
+from . import frechet, kid, manifold, memorisation, scores  # noqa: F401  (they register the metrics)
+from .extractors import Extractor, domain_extractor, resolve_extractor
+from .reference import derived, source_tag, split_features
+from .registry import FeatureSet, MetricInputs, get_metrics
 
-METRICS = ("cs", "modes")
+DEFAULT_METRICS = ("fid", "kid", "pr", "dc", "cs", "modes", "memo")
+METRICS = DEFAULT_METRICS
+REFERENCE_SPLIT = "test"
+FLOOR_SPLIT = "train"
+N_BOOT = 100
+MIN_IMAGES = 10  # k-NN radii need more than k = 5 neighbours, KID at least 2 per subset
+FLOOR_VERSION = 2  # bump when a metric's definition changes: cached floors are then recomputed
+
+
+@dataclass
+class Reference:
+    """The real side of an evaluation: reference split and (optional) training split, as features."""
+
+    tag: str
+    extractor: Extractor
+    ref: FeatureSet
+    train: Optional[FeatureSet]
+    precomputed: dict = field(default_factory=dict)
 
 
 def read_images(path) -> np.ndarray:
@@ -37,48 +67,161 @@ def read_images(path) -> np.ndarray:
     return np.stack([np.asarray(Image.open(p)) for p in files])
 
 
-def evaluate_images(images: np.ndarray, dataset: str, data_dir: Optional[str] = None, seed: Optional[int] = None,
-                    metrics=METRICS) -> dict:
-    """Scores of uint8 images (N, H, W[, C]) against ``dataset``'s domain classifier, with provenance."""
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise GankitError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
-    model, info = load_classifier(dataset, data_dir)
-    x = to_tensor_images(images)
-    if list(x.shape[1:]) != info["image_shape"]:
-        raise GankitError(f"images have shape {tuple(x.shape[1:])} but the {dataset} classifier expects "
-                          f"{tuple(info['image_shape'])}")
-    logits = predict_logits(model, x)
+def _with_logits(fs: FeatureSet, domain: Optional[Extractor], logits_of) -> FeatureSet:
+    """``fs`` with domain-classifier logits filled in by ``logits_of()`` when it has none."""
+    if domain is None or fs.logits is not None:
+        return fs
+    return FeatureSet(fs.features, logits_of())
+
+
+def load_reference(dataset: str, data_dir: Optional[str], extractor: Extractor, domain: Optional[Extractor],
+                   metrics: list, need_train: bool, progress: bool = False) -> Reference:
+    """Reference (test split) and training features for ``metrics``, from the cache or extracted once."""
+    def feats(ext: Extractor, split: str) -> FeatureSet:
+        return split_features(ext, dataset, split, data_dir, progress)
+
+    ref = _with_logits(feats(extractor, REFERENCE_SPLIT), domain, lambda: feats(domain, REFERENCE_SPLIT).logits)
+    train = None
+    if need_train:
+        train = _with_logits(feats(extractor, FLOOR_SPLIT), domain, lambda: feats(domain, FLOOR_SPLIT).logits)
+    reference = Reference(source_tag(dataset, data_dir), extractor, ref, train)
+    base = MetricInputs(ref, ref, train)
+    for m in metrics:
+        for key, fn in m.reference:
+            if key not in reference.precomputed:
+                reference.precomputed[key] = derived(f"{REFERENCE_SPLIT}-{key}", extractor, dataset, data_dir,
+                                                     lambda fn=fn: fn(base))
+    return reference
+
+
+def evaluate_features(fake: FeatureSet, reference: Reference, metrics: list, seed: int = 0, n_boot: int = N_BOOT,
+                      fake_train_index: Optional[torch.Tensor] = None) -> dict:
+    """Flat dict of every metric's values for generated features ``fake`` against ``reference``."""
+    inputs = MetricInputs(fake, reference.ref, reference.train, seed, n_boot, fake_train_index,
+                          precomputed=reference.precomputed)
     out = {}
-    if "cs" in metrics:
-        out.update(classifier_score(logits, splits=10))
-    if "modes" in metrics:
-        out.update(class_coverage(logits))
-    out["provenance"] = {"extractor": f"gankit-{dataset}-classifier-v{info['recipe']['version']}",
-                         "extractor_hash": info["hash"], "extractor_test_accuracy": info["test_accuracy"],
-                         "n_images": int(len(x)), "seed": seed, "gankit_version": __version__}
+    for m in metrics:
+        try:
+            out.update(m.fn(inputs))
+        except ValueError as exc:
+            raise GankitError(f"metric {m.name}: {exc}") from None
     return out
+
+
+def _floor_path(reference: Reference, domain: Optional[Extractor], n: int, seed: int, n_boot: int) -> Path:
+    tag = reference.extractor.hash[:16] + (f"-{domain.hash[:8]}" if domain and domain is not reference.extractor else "")
+    name = f"{reference.tag}-{FLOOR_SPLIT}-vs-{REFERENCE_SPLIT}-{tag}-n{n}-seed{seed}-boot{n_boot}-v{FLOOR_VERSION}"
+    return default_cache_dir() / "floors" / f"{name}.json"
+
+
+def real_floor(reference: Reference, domain: Optional[Extractor], metrics: list, n: int, seed: int = 0,
+               n_boot: int = N_BOOT) -> dict:
+    """The metrics of ``n`` random training images (drawn with ``seed``) against the reference split.
+
+    Cached per extractor, n, seed and metric; a training image is never its own nearest neighbour.
+    """
+    path = _floor_path(reference, domain, n, seed, n_boot)
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    missing = [m for m in metrics if m.name not in stored]
+    if missing:
+        train = reference.train
+        idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
+        real = FeatureSet(train.features[idx], None if train.logits is None else train.logits[idx])
+        for m in missing:
+            stored[m.name] = evaluate_features(real, reference, [m], seed, n_boot, fake_train_index=idx)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stored, indent=1))
+        tmp.replace(path)
+    return {k: v for m in metrics for k, v in stored[m.name].items()}
+
+
+def _provenance(extractor: Extractor, domain: Optional[Extractor], metrics: list, n: int, reference: Reference,
+                seed: Optional[int], metric_seed: int, n_boot: int, floor: Optional[dict]) -> dict:
+    p = {"metrics": [m.name for m in metrics], "extractor": extractor.name, "extractor_hash": extractor.hash,
+         "n_images": n, "n_generated": n, "n_reference": len(reference.ref), "reference_split": REFERENCE_SPLIT,
+         "seed": seed, "metric_seed": metric_seed, "gankit_version": __version__,
+         "ci": f"95% bootstrap over {n_boot} resamples: normal interval for FID, percentile otherwise "
+               f"(k-NN metrics: manifolds held fixed); KID: std over {kid.SUBSETS} subsets",
+         "params": {"kid_subsets": kid.SUBSETS, "kid_subset_size": kid.SUBSET_SIZE, "pr_k": manifold.K_PR,
+                    "dc_k": manifold.K_DC, "mode_threshold": scores.MODE_THRESHOLD, "n_boot": n_boot}}
+    if "test_accuracy" in extractor.info:
+        p["extractor_test_accuracy"] = extractor.info["test_accuracy"]
+    if domain is not None and domain is not extractor:
+        p.update(classifier=domain.name, classifier_hash=domain.hash)
+    if reference.train is not None:
+        p["n_train"] = len(reference.train)
+    if floor is not None:
+        p["floor"] = {"real_split": FLOOR_SPLIT, "n": n, "reference_split": REFERENCE_SPLIT, "seed": metric_seed}
+    return p
+
+
+def _check_images(x: torch.Tensor, dataset: str, domain: Optional[Extractor]) -> None:
+    expected = tuple(domain.info["image_shape"]) if domain is not None else None
+    if expected is not None and tuple(x.shape[1:]) != expected:
+        raise GankitError(f"images have shape {tuple(x.shape[1:])} but the {dataset} classifier expects {expected}")
+    if len(x) < MIN_IMAGES:
+        raise GankitError(f"need at least {MIN_IMAGES} images to evaluate, got {len(x)}; use --n {MIN_IMAGES} or more")
+
+
+def evaluate_images(images: np.ndarray, dataset: str, data_dir: Optional[str] = None, seed: Optional[int] = None,
+                    metrics=DEFAULT_METRICS, extractor: str = "auto", inception_weights: Optional[str] = None,
+                    floor: bool = True, n_boot: int = N_BOOT, progress: bool = False) -> dict:
+    """Scores of uint8 images (N, H, W[, C]) against ``dataset``'s test split, with floor and provenance.
+
+    ``seed`` is the generation seed (recorded; None for image files); bootstraps, KID subsets and the floor's
+    training subset use ``seed or 0``. ``progress`` shows bars for the one-time work (training the classifier,
+    extracting a reference split). Returns flat metric values, 'floor' (same keys, real vs real, or None),
+    'notes' (one-line remarks, e.g. which extractor was used and why) and 'provenance'.
+    """
+    start = time.time()
+    chosen = get_metrics(metrics)
+    ext, note = resolve_extractor(dataset, data_dir, extractor, inception_weights, progress)
+    need_logits = any("logits" in m.needs for m in chosen)
+    domain = ext if ext.has_logits else (domain_extractor(dataset, data_dir, progress=progress) if need_logits
+                                         else None)
+    x = to_tensor_images(images)
+    _check_images(x, dataset, domain)
+    n, metric_seed = len(x), 0 if seed is None else int(seed)
+    need_train = floor or any("train" in m.needs for m in chosen)
+    reference = load_reference(dataset, data_dir, ext, domain if need_logits else None, chosen, need_train, progress)
+    fake = _with_logits(ext(x), domain if need_logits else None, lambda: domain(x).logits)
+    result = evaluate_features(fake, reference, chosen, metric_seed, n_boot)
+    notes = [note] if note else []
+    floor_values = None
+    if floor and n <= len(reference.train):
+        floor_values = real_floor(reference, domain, chosen, n, metric_seed, n_boot)
+    elif floor:
+        notes.append(f"no floor: n={n} exceeds the {len(reference.train)} training images")
+    result["floor"] = floor_values
+    result["notes"] = notes
+    result["provenance"] = _provenance(ext, domain, chosen, n, reference, seed, metric_seed, n_boot, floor_values)
+    result["provenance"]["seconds"] = round(time.time() - start, 2)
+    return result
 
 
 @torch.no_grad()
 def evaluate_run(run_dir, n: int = 10000, seed: int = 0, data_dir: Optional[str] = None,
-                 checkpoint: Optional[str] = None, metrics=METRICS) -> dict:
-    """Sample ``n`` images from a run's generator and score them."""
+                 checkpoint: Optional[str] = None, metrics=DEFAULT_METRICS, **options) -> dict:
+    """Sample ``n`` images from a run's generator (EMA weights when present) and score them.
+
+    ``options`` go to `evaluate_images` (extractor, inception_weights, floor, n_boot, progress).
+    """
     from ..export import to_uint8
     from ..generate import generate, load_generator
 
     G, meta = load_generator(run_dir, checkpoint, device="cpu")
     images = to_uint8(generate(G, n, seed=seed))
-    result = evaluate_images(images, meta["dataset"], data_dir or meta["config"]["data"]["data_dir"], seed, metrics)
+    result = evaluate_images(images, meta["dataset"], data_dir or meta["config"]["data"]["data_dir"], seed, metrics,
+                             **options)
     result["provenance"]["images_seen"] = meta["progress"]["images"]
+    result["provenance"]["run_dir"] = str(run_dir)
     return result
 
 
 def write_result(run_dir: Path, result: dict) -> Path:
-    """Save a result as RUN_DIR/eval/<images_seen>-<seed>.json."""
-    import json
-
-    folder = run_dir / "eval"
+    """Save a result as RUN_DIR/eval/<images_seen>-seed<seed>.json."""
+    folder = Path(run_dir) / "eval"
     folder.mkdir(exist_ok=True)
     p = result["provenance"]
     path = folder / f"{p.get('images_seen', 0):012d}-seed{p['seed']}.json"
