@@ -103,3 +103,16 @@ def test_sample_network_is_ema_when_on(tmp_path, tiny_data):
     t = train(_cfg(epochs=1), tmp_path / "r", data=tiny_data)
     g, e = dict(t.G.named_parameters()), dict(t.sample_network().named_parameters())
     assert any(not torch.equal(g[k], e[k]) for k in g)
+
+
+def test_a_new_run_starts_fresh_metrics_and_checkpoints_its_start(tmp_path, tiny_data):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "images": 16, "loss/d": 9.0}\n')  # a run that never checkpointed
+    train(_cfg("train.keep_checkpoints=10", epochs=1), run, data=tiny_data)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["images"] for r in rows] == [16, 32, 48, 64] and rows[0]["loss/d"] != 9.0
+    assert [p.name for p in sorted((run / "checkpoints").glob("*.json"))] == [
+        "ckpt-000000000000.json", "ckpt-000000000064.json"]
+    _, meta = load_checkpoint(run / "checkpoints" / "ckpt-000000000000.json")
+    assert meta["progress"]["images"] == 0 and meta["progress"]["rollbacks"] == 0

@@ -32,6 +32,8 @@ def _train(args) -> int:
 
     if args.resume:
         run_dir = Path(args.resume)
+        if args.run_dir and Path(args.run_dir) != run_dir:
+            raise GankitError(f"--resume {run_dir} continues that run in place; drop --run-dir {args.run_dir}")
         if not (run_dir / "config.yaml").is_file():
             raise GankitError(f"{run_dir} is not a gankit run folder (no config.yaml); nothing to resume")
         source = args.config or str(run_dir / "config.yaml")
@@ -184,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  gankit classifier train --dataset mnist --data-dir ../shared/data/mnist",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     csub = c.add_subparsers(dest="action", required=True)
-    ct = csub.add_parser("train", help="train (or load from cache) a dataset's classifier; prints its accuracy and hash")
+    ct = csub.add_parser("train", help="train (or load from cache) a dataset's classifier; print accuracy and hash")
     ct.add_argument("--dataset", required=True)
     ct.add_argument("--data-dir")
     ct.set_defaults(func=_classifier)

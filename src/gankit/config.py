@@ -8,6 +8,7 @@ step and embedded in every checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
@@ -79,6 +80,11 @@ class TrainConfig:
     grid_size: int = 64               # images in the fixed-noise sample grid (8 x 8)
     progress: bool = True             # progress bar with ETA on stderr
     tensorboard: bool = True          # write TensorBoard events
+    # A NaN/Inf in a loss, gradient or weight either stops the run naming the last good checkpoint, or
+    # (rollback) reloads that checkpoint with both learning rates times rollback_lr_factor and goes on.
+    on_nan: str = "stop"              # stop | rollback
+    rollback_lr_factor: float = 0.5   # learning-rate multiplier per rollback; lr = lr_0 * factor ** rollbacks
+    max_rollbacks: int = 3            # after this many rollbacks a further divergence stops the run
 
 
 @dataclass
@@ -182,6 +188,17 @@ def validate(cfg: RunConfig) -> RunConfig:
     for ok, message in checks:
         if not ok:
             raise GankitError(message)
+    if t.on_nan not in ("stop", "rollback"):
+        raise GankitError(f"train.on_nan must be stop or rollback, got {t.on_nan!r}"
+                          f"{did_you_mean(t.on_nan, ('stop', 'rollback'))}")
+    if not 0 < t.rollback_lr_factor < 1:
+        raise GankitError("train.rollback_lr_factor must be in (0, 1): it lowers the learning rates")
+    if t.max_rollbacks < 1:
+        raise GankitError("train.max_rollbacks must be at least 1")
+    for name, section in vars(cfg).items():  # inf passes the range checks above but breaks training
+        for key, value in vars(section).items() if dataclasses.is_dataclass(section) else ():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise GankitError(f"config key {name}.{key} must be a finite number, got {value}")
     if o.name == "custom" and not (o.f1 and o.f2 and o.f3):
         raise GankitError("objective.name=custom needs objective.f1, objective.f2 and objective.f3 expressions")
     return cfg
@@ -194,7 +211,7 @@ def parse_override(text: str) -> tuple:
     key, raw = text.split("=", 1)
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = raw
     if isinstance(value, (dict, list)):
         value = raw  # a plain string such as "[x]" stays text
@@ -216,6 +233,9 @@ def read_yaml(text: str, source: str) -> dict:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise GankitError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise GankitError(f"{source} is nested too deeply to read as YAML; flatten it to config sections "
+                          f"of plain values") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

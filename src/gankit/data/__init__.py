@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import GankitError, did_you_mean
+from ._archive import safe_extract
 from ._idx import CHECKSUMS, default_cache_dir, load_idx_dataset, read_idx
 from ._sources import load_cifar10, load_digits, load_folder
 
@@ -87,4 +88,5 @@ def load_dataset(name: str, data_dir: Optional[str] = None, split: str = "train"
     return ImageData(x, torch.from_numpy(labels).to(device), name, classes)
 
 
-__all__ = ["CLASS_NAMES", "DATASETS", "ImageData", "load_arrays", "load_dataset", "read_idx", "to_tensor_images"]
+__all__ = ["CLASS_NAMES", "DATASETS", "ImageData", "load_arrays", "load_dataset", "read_idx", "safe_extract",
+           "to_tensor_images"]

@@ -52,14 +52,21 @@ def mul(a, b):
     return _t(a) * _t(b)
 
 
+def _numbers(a, b) -> bool:
+    return isinstance(a, (int, float)) and isinstance(b, (int, float))
+
+
 def div(a, b):
-    return _t(a) / _t(b)
+    a, b = _t(a), _t(b)
+    if _numbers(a, b):  # IEEE arithmetic, as on tensors: 1/0 is inf, not a ZeroDivisionError
+        return _tensor(a) / _tensor(b)
+    return a / b
 
 
 def pow_(a, b):
     a, b = _t(a), _t(b)
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) ** float(b)
+    if _numbers(a, b):  # (-8)**0.5 is nan, not a Python complex number
+        return _tensor(a) ** _tensor(b)
     return torch.pow(torch.as_tensor(a), b) if not torch.is_tensor(a) else a ** b
 
 

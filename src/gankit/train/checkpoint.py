@@ -4,13 +4,16 @@ A checkpoint ``ckpt-<images>`` is two files written atomically (temporary file,
 flush, fsync, rename): the ``.safetensors`` first, then the ``.json``, which
 records the tensor file's SHA-256. The JSON is the commit marker: a checkpoint
 counts only when its JSON exists and the hash matches, so a process killed at
-any moment leaves the previous checkpoint as the latest loadable one.
+any moment leaves the previous checkpoint as the latest loadable one. What a
+killed writer leaves behind (temporary files, tensors without their JSON) is
+removed by `clean_stale` when the run is resumed.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -23,20 +26,34 @@ from safetensors.torch import save as st_save
 from ..errors import GankitError
 
 FORMAT = "gankit-checkpoint-1"
+_UMASK = None  # read on first write
+
+
+def _umask() -> int:
+    """The process umask (read once: os.umask can only be read by setting it)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
 
 
 def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: temporary file, flush, fsync, rename, fsync the folder."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # the permissions open() would give, not mkstemp's 0600
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write() names no file; say which
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -75,6 +92,8 @@ def save_checkpoint(folder: Path, name: str, tensors: dict, meta: dict) -> Path:
     """Write ``name.safetensors`` then ``name.json``; return the JSON path."""
     folder.mkdir(parents=True, exist_ok=True)
     blob = st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    # Rewriting a name: uncommit it first, so a kill between the two renames never pairs old JSON with new tensors.
+    (folder / f"{name}.json").unlink(missing_ok=True)
     atomic_write(folder / f"{name}.safetensors", blob)
     meta = {"format": FORMAT, "tensors": f"{name}.safetensors",
             "sha256": hashlib.sha256(blob).hexdigest(), **meta}
@@ -101,12 +120,17 @@ def load_checkpoint(path: Path, device="cpu") -> tuple:
         raise GankitError(f"{path} is not a readable checkpoint JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise GankitError(f"{path} is not a gankit checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    blob_path = path.parent / meta["tensors"]
+    name, digest = meta.get("tensors"), meta.get("sha256")
+    plain = isinstance(name, str) and name == Path(name).name and name.endswith(".safetensors")  # no "../x"
+    if not (plain and isinstance(digest, str)):
+        raise GankitError(f"{path} does not name its tensor file (a .safetensors beside it) and its SHA-256; "
+                          f"the checkpoint is damaged")
+    blob_path = path.parent / name
     try:
         blob = blob_path.read_bytes()
     except OSError as exc:
         raise GankitError(f"checkpoint tensors {blob_path} cannot be read ({exc})") from None
-    if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+    if hashlib.sha256(blob).hexdigest() != digest:
         raise GankitError(f"checkpoint tensors {blob_path} do not match the SHA-256 in {path.name}; the file is "
                           f"corrupt or was replaced")
     try:
@@ -138,6 +162,29 @@ def prune(folder: Path, keep: int) -> None:
     for old in list_checkpoints(folder)[:-keep]:
         for p in (old, old.with_suffix(".safetensors")):
             p.unlink(missing_ok=True)
+
+
+def clean_stale(folder: Path) -> list:
+    """Remove what a killed writer left: temporary files and tensors whose JSON was never written."""
+    if not folder.is_dir():
+        return []
+    committed = {p.with_suffix(".safetensors").name for p in list_checkpoints(folder)}
+    stale = list(folder.glob(".ckpt-*.tmp"))
+    stale += [p for p in folder.glob("ckpt-*.safetensors") if p.name not in committed]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def check_free_space(run_dir: Path, checkpoint_bytes: int, keep: int) -> None:
+    """Keep + 1 checkpoints exist at once while the newest is written: refuse to start without room for them."""
+    need = (keep + 1) * checkpoint_bytes + (16 << 20)  # and 16 MiB for samples, metrics, events
+    free = shutil.disk_usage(run_dir).free
+    if free < need:
+        raise GankitError(f"run folder {run_dir} has {free / 2**20:.1f} MiB free, but {keep + 1} checkpoints of "
+                          f"{checkpoint_bytes / 2**20:.1f} MiB and 16 MiB for samples and logs need "
+                          f"{need / 2**20:.1f} MiB; free space, lower train.keep_checkpoints or choose another "
+                          f"--run-dir")
 
 
 def module_tensors(prefix: str, module: torch.nn.Module) -> dict:

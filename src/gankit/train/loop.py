@@ -1,36 +1,41 @@
 """The training loop: alternating D/G updates over an in-memory dataset, counted in images seen.
 
-The loop owns the run folder (config.yaml, metrics.jsonl, TensorBoard events,
-samples/, checkpoints/) and the training state; the arithmetic lives in
-`steps`. A run can be stopped (SIGINT/SIGTERM) between steps and resumed
-exactly: the data order of epoch k depends only on (seed, k), and the noise
-generator, global RNG, networks, EMA and optimisers are all checkpointed.
+The loop owns the run folder (config.yaml, metrics.jsonl, log.txt, TensorBoard
+events, samples/, checkpoints/) and the training state; the arithmetic lives in
+`steps` and the health checks in `health`. A run can be stopped (SIGINT/SIGTERM)
+between steps or killed at any moment and resumed exactly: the data order of
+epoch k depends only on (seed, k); the noise generator, global RNG, networks,
+EMA and optimisers are all checkpointed; metrics.jsonl is cut back to the
+checkpoint. On logged steps, losses, gradient norms and weights are checked for
+NaN/Inf; a divergence stops the run or (train.on_nan=rollback) reloads the last
+good checkpoint with lower learning rates.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import torch
-import yaml
 from torchvision.utils import make_grid, save_image
 
 from .. import __version__
-from ..config import RunConfig, diff, from_dict
+from ..config import RunConfig, diff, from_dict, read_yaml
 from ..data import ImageData, load_dataset
 from ..errors import GankitError
 from ..penalties import penalty_fn
 from . import checkpoint as ck
+from . import health
 from .build import build_models, build_objective, build_optimizers
 from .device import pick_device
 from .ema import EMA
-from .reporting import JsonlSink, ProgressSink, Reporter, TensorBoardSink
+from .reporting import JsonlSink, LogSink, ProgressSink, Reporter, TensorBoardSink, truncate_jsonl
 from .steps import StepContext, sample_z, train_iteration
-
 
 @dataclass
 class Progress:
@@ -41,6 +46,7 @@ class Progress:
     d_steps: int = 0
     epoch: int = 0         # epochs completed
     batch: int = 0         # next batch index within the current epoch
+    rollbacks: int = 0     # divergences answered by reloading a checkpoint (train.on_nan=rollback)
 
 
 class Trainer:
@@ -48,19 +54,13 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, run_dir: Path, data: Optional[ImageData] = None, resume: bool = False,
                  force: bool = False):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.cfg, self.run_dir, self.resumed = cfg, Path(run_dir), resume
         self.device = pick_device(cfg.train.device)
         self.stop_signal: Optional[int] = None
-        _prepare_run_dir(self.run_dir, cfg, resume, force)
-        d = cfg.data
-        self.data = data if data is not None else load_dataset(
-            d.name, d.data_dir, "train", self.device, d.image_size, d.channels, d.limit or None)
-        self.data.x, self.data.y = self.data.x.to(self.device), self.data.y.to(self.device)
-        if len(self.data) < cfg.train.batch_size * cfg.train.n_critic:
-            raise GankitError(f"dataset has {len(self.data)} images, fewer than train.batch_size x train.n_critic "
-                              f"= {cfg.train.batch_size * cfg.train.n_critic}; lower the batch size")
+        _check_run_dir(self.run_dir, cfg, resume, force)  # refuse before anything is loaded or written
+        self.objective = health.check_objective(build_objective(cfg))  # before a long data load
+        self.data = self._load_data(data)
         torch.manual_seed(cfg.train.seed)
-        self.objective = build_objective(cfg)
         G, D = build_models(cfg, self.data.image_shape)
         self.G, self.D = G.to(self.device), D.to(self.device)
         opt_g, opt_d = build_optimizers(cfg, self.G, self.D, self.device)
@@ -73,11 +73,26 @@ class Trainer:
         self.z_fixed = sample_z(cfg.train.grid_size, cfg.model.z_dim, self.device, grid_gen)
         self.progress = Progress()
         self.total_images = cfg.train.images or int(round(cfg.train.epochs * self.images_per_epoch))
+        self.reference = health.Reference.of(self.data.x, self.data.y)
+        self.history: deque = deque(maxlen=health.HISTORY)  # the newest rows of metrics.jsonl
+        ck.check_free_space(self.run_dir, self._checkpoint_bytes(), cfg.train.keep_checkpoints)
         if resume:
             self._restore(ck.latest_checkpoint(self.run_dir / "checkpoints"))
+        _write_run_dir(self.run_dir, cfg, resume, force)
+        self.history.extend(truncate_jsonl(self.run_dir / "metrics.jsonl", self.progress.images if resume else -1))
         if self.objective.needs_lipschitz and cfg.objective.penalty != "gp" and cfg.objective.clip == 0:
             print(f"warning: objective {self.objective.name} needs a Lipschitz critic; set objective.penalty=gp "
                   f"or objective.clip=0.01", flush=True)
+
+    def _load_data(self, data: Optional[ImageData]) -> ImageData:
+        cfg, d = self.cfg, self.cfg.data
+        if data is None:
+            data = load_dataset(d.name, d.data_dir, "train", self.device, d.image_size, d.channels, d.limit or None)
+        data.x, data.y = data.x.to(self.device), data.y.to(self.device)
+        if len(data) < cfg.train.batch_size * cfg.train.n_critic:
+            raise GankitError(f"dataset has {len(data)} images, fewer than train.batch_size x train.n_critic "
+                              f"= {cfg.train.batch_size * cfg.train.n_critic}; lower the batch size")
+        return data
 
     @property
     def images_per_epoch(self) -> int:
@@ -87,31 +102,65 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> Progress:
-        cfg, p = self.cfg.train, self.progress
-        reporter = self._reporter()
-        handlers = _install_signal_handlers(self)
         try:
-            if p.images == 0:
-                self._save_grid(reporter)
-            window = (time.perf_counter(), p.images)
-            while p.images < self.total_images and self.stop_signal is None:
-                reals = self._next_real_batches()
-                measure = (p.g_steps + 1) % cfg.log_every == 0
-                stats = train_iteration(self.ctx, reals, p.d_steps, measure)
-                p.images += sum(x.shape[0] for x in reals)
-                p.d_steps += len(reals)
-                p.g_steps += 1
-                if self.ema is not None and p.images >= cfg.ema_start:
-                    self.ema.update(self.G)
-                if measure:
-                    window = self._log(reporter, stats, window)
-                if p.batch + cfg.n_critic > len(self.data) // cfg.batch_size:
-                    self._end_epoch(reporter)
-            self._finish(reporter)
+            reporter = self._reporter()
+        except OSError as exc:
+            raise GankitError(f"cannot open the logs in run folder {self.run_dir} ({exc.strerror or exc}: "
+                              f"{exc.filename}); check its permissions and free space") from None
+        handlers = _install_signal_handlers(self)
+        finished = False
+        try:
+            self._start(reporter)
+            while not finished:  # _finish is False when its final checkpoint found NaN and rolled back
+                while self.progress.images < self.total_images and self.stop_signal is None:
+                    self._iteration(reporter)
+                finished = self._finish(reporter)
+        except OSError as exc:  # disk full, quota, folder removed: say so; the checkpoints are intact
+            last = ck.latest_checkpoint(self.run_dir / "checkpoints")
+            error = GankitError(f"cannot write to the run folder ({exc.strerror or exc}: {exc.filename or self.run_dir}"
+                                f"); latest complete checkpoint: {last or 'none'}; free space, then gankit train "
+                                f"--resume {self.run_dir}")
+            raise self._failed(error) from None
+        except GankitError as exc:
+            raise self._failed(exc)
         finally:
             _restore_signal_handlers(handlers)
-            reporter.close()
-        return p
+            try:
+                reporter.close()
+            except OSError:
+                if finished:  # otherwise the error that stopped the run is the one to report
+                    raise
+        return self.progress
+
+    def _failed(self, exc: GankitError) -> GankitError:
+        with contextlib.suppress(OSError):  # log.txt may sit on the full disk too
+            self._log_file.message(f"error: {exc}")
+        return exc
+
+    def _start(self, reporter: Reporter) -> None:
+        p = self.progress
+        if self.resumed:
+            reporter.message(f"resumed {self.run_dir} at step {p.g_steps} ({p.images} images)")
+        elif p.images == 0:
+            self._save_grid(reporter)
+            self._checkpoint(reporter)  # so a divergence always has a good state to name or roll back to
+        self._window = (time.perf_counter(), p.images)
+
+    def _iteration(self, reporter: Reporter) -> None:
+        """One G step after n_critic D steps; logs, checks and ends the epoch when due."""
+        cfg, p = self.cfg.train, self.progress
+        reals = self._next_real_batches()
+        measure = (p.g_steps + 1) % cfg.log_every == 0
+        stats = train_iteration(self.ctx, reals, p.d_steps, measure)
+        p.images += sum(x.shape[0] for x in reals)
+        p.d_steps += len(reals)
+        p.g_steps += 1
+        if self.ema is not None and p.images >= cfg.ema_start:
+            self.ema.update(self.G)
+        if measure and not self._log(reporter, stats):
+            return  # rolled back: the state is the checkpoint's, with its own epoch position
+        if p.batch + cfg.n_critic > len(self.data) // cfg.batch_size:
+            self._end_epoch(reporter)
 
     def _next_real_batches(self) -> list:
         """The next n_critic real batches of the current epoch (the loop ends epochs before they run out)."""
@@ -128,35 +177,104 @@ class Trainer:
         p.batch = 0
         self._save_grid(reporter)
         if p.epoch % self.cfg.train.checkpoint_every == 0:
-            self.save_checkpoint()
+            self._checkpoint(reporter)
 
-    def _finish(self, reporter: Reporter) -> None:
+    def _finish(self, reporter: Reporter) -> bool:
+        """Final grid and checkpoint; False when the checkpoint found NaN weights and rolled back."""
         p = self.progress
+        last = ck.latest_checkpoint(self.run_dir / "checkpoints")
+        written = last is not None and last.stem == _checkpoint_name(p.images)
         if self.stop_signal is not None:
-            self.save_checkpoint()
-            reporter.message(f"stopped by signal {self.stop_signal} at {p.images} images; checkpoint written, "
-                             f"resume with: gankit train --resume {self.run_dir}")
-            return
+            if not written:
+                self._checkpoint(reporter)
+            reporter.message(f"stopped by signal {self.stop_signal} at step {p.g_steps} ({p.images} images); "
+                             f"checkpoint written, resume with: gankit train --resume {self.run_dir}")
+            return True
         if p.batch > 0:  # ended mid-epoch (duration in images): keep a grid of the end state too
             self._save_grid(reporter, name="final")
-        last = ck.latest_checkpoint(self.run_dir / "checkpoints")
-        if last is None or ck.load_checkpoint(last)[1]["progress"]["images"] != p.images:
-            self.save_checkpoint()
+        return written or self._checkpoint(reporter)
 
-    def _log(self, reporter: Reporter, stats: dict, window: tuple) -> tuple:
+    # ---- logging, health and divergence ----------------------------------------------------
+    def _log(self, reporter: Reporter, stats: dict) -> bool:
+        """Report one logged step with its health flags; False when it diverged and rolled back."""
         p = self.progress
-        values = {k: float(v) for k, v in stats.items()}  # the one device sync per logged step
+        values = {k: float(v) for k, v in {**stats, **self._weight_max()}.items()}  # the device syncs
+        bad = health.first_nonfinite(values)
         now = time.perf_counter()
-        values["speed/images_per_s"] = (p.images - window[1]) / max(now - window[0], 1e-9)
+        values["speed/images_per_s"] = (p.images - self._window[1]) / max(now - self._window[0], 1e-9)
         values["progress/epoch"] = p.epoch + p.batch * self.cfg.train.batch_size / len(self.data)
+        self._window = (now, p.images)
+        if bad is not None:
+            self._report(reporter, values)
+            self._diverged(reporter, *bad)
+            return False
+        values.update(self._sample_health())
+        row = {"step": p.g_steps, "images": p.images, **values}
+        values.update(health.assess([*self.history, row], self.objective.domain, p.images / self.total_images))
+        self._report(reporter, values)
+        for text in health.messages(list(self.history)):
+            reporter.message(text)
+        return True
+
+    def _report(self, reporter: Reporter, values: dict) -> None:
+        p = self.progress
         reporter.scalars(p.g_steps, p.images, values)
-        bad = [k for k in ("loss/d", "loss/g") if k in values and not math.isfinite(values[k])]
-        if bad:
-            last = ck.latest_checkpoint(self.run_dir / "checkpoints")
-            raise GankitError(f"training diverged at step {p.g_steps} ({p.images} images): {bad[0]} = "
-                              f"{values[bad[0]]}; last good checkpoint: {last or 'none'}; try a lower learning "
-                              f"rate or a gradient penalty")
-        return now, p.images
+        self.history.append({"step": p.g_steps, "images": p.images, **values})
+
+    @torch.no_grad()
+    def _weight_max(self) -> dict:
+        """max |w| over each network's parameters (NaN if any is NaN): one foreach kernel per network."""
+        return {f"weight_max/{n}": torch.stack(torch._foreach_norm(list(m.parameters()), math.inf)).max()
+                for n, m in (("d", self.D), ("g", self.G))}
+
+    @torch.no_grad()
+    def _sample_health(self) -> dict:
+        """Statistics of G's fixed-noise samples (eval mode: no batch-norm statistics change, no RNG drawn)."""
+        was_training = self.G.training
+        self.G.eval()
+        x = self.G(self.z_fixed).float()
+        self.G.train(was_training)
+        return health.sample_stats(x, self.reference)
+
+    def _checkpoint(self, reporter: Reporter) -> bool:
+        """Save a checkpoint unless a weight is NaN/Inf (then handle the divergence; False)."""
+        bad = health.first_nonfinite({k: float(v) for k, v in self._weight_max().items()})
+        if bad is not None:
+            self._diverged(reporter, *bad)
+            return False
+        self.save_checkpoint()
+        return True
+
+    def _diverged(self, reporter: Reporter, key: str, value: float) -> None:
+        """Stop naming the last good checkpoint, or (train.on_nan=rollback) reload it at lower learning rates."""
+        t, p = self.cfg.train, self.progress
+        last = ck.latest_checkpoint(self.run_dir / "checkpoints")
+        where = f"training diverged at step {p.g_steps} ({p.images} images): {key} = {value}"
+        if t.on_nan != "rollback" or last is None or p.rollbacks >= t.max_rollbacks:
+            hint = f" after {p.rollbacks} rollbacks" if t.on_nan == "rollback" else ""
+            advice = ", or --set train.on_nan=rollback" if t.on_nan == "stop" else ""
+            raise GankitError(f"{where}{hint}; last good checkpoint: {last or 'none'}; try a lower learning rate "
+                              f"or a gradient penalty{advice}")
+        rollbacks = p.rollbacks + 1
+        self._restore(last)
+        p.rollbacks = rollbacks
+        lr_g, lr_d = self._set_learning_rates()
+        self.history.clear()
+        self.history.extend(truncate_jsonl(self.run_dir / "metrics.jsonl", p.images))
+        self._report(reporter, {"health/rollback": float(rollbacks), "optim/lr_g": lr_g, "optim/lr_d": lr_d})
+        self._window = (time.perf_counter(), p.images)
+        reporter.message(f"{where}; rolled back to {last.name} (step {p.g_steps}, {p.images} images) with learning "
+                         f"rates x{t.rollback_lr_factor}: lr_g={lr_g:.3g}, lr_d={lr_d:.3g} (rollback {rollbacks} "
+                         f"of {t.max_rollbacks})")
+
+    def _set_learning_rates(self) -> tuple:
+        """lr = configured lr * rollback_lr_factor ** rollbacks, computed afresh so resume stays exact."""
+        scale = self.cfg.train.rollback_lr_factor ** self.progress.rollbacks
+        lrs = (self.cfg.optim.lr_g * scale, self.cfg.optim.lr_d * scale)
+        for opt, lr in zip((self.ctx.opt_g, self.ctx.opt_d), lrs):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return lrs
 
     # ---- outputs -----------------------------------------------------------------------
     def sample_network(self) -> torch.nn.Module:
@@ -171,15 +289,20 @@ class Trainer:
         images = G(self.z_fixed).float().add(1).div(2).clamp(0, 1).cpu()
         G.train(was_training)
         nrow = max(1, int(math.sqrt(images.shape[0])))
-        folder = self.run_dir / "samples"
-        folder.mkdir(exist_ok=True)
-        save_image(images, folder / f"{name or f'epoch_{self.progress.epoch:03d}'}.png", nrow=nrow, padding=2)
+        path = self.run_dir / "samples" / f"{name or f'epoch_{self.progress.epoch:03d}'}.png"
+        path.parent.mkdir(exist_ok=True)
+        try:
+            save_image(images, path, nrow=nrow, padding=2)
+        except OSError as exc:  # PIL's errors name no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         reporter.image("samples", make_grid(images, nrow=nrow, padding=2), self.progress.epoch)
 
     def _reporter(self) -> Reporter:
-        sinks = [JsonlSink(self.run_dir / "metrics.jsonl")]
+        self._log_file = LogSink(self.run_dir / "log.txt")
+        sinks = [JsonlSink(self.run_dir / "metrics.jsonl"), self._log_file]
         if self.cfg.train.tensorboard:
-            sinks.append(TensorBoardSink(self.run_dir))
+            # a resumed run hides the events a killed run wrote after its checkpoint
+            sinks.append(TensorBoardSink(self.run_dir, self.progress.images + 1 if self.resumed else None))
         if self.cfg.train.progress:
             sinks.append(ProgressSink(self.total_images, self.progress.images))
         return Reporter(sinks)
@@ -206,9 +329,15 @@ class Trainer:
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         folder = self.run_dir / "checkpoints"
-        path = ck.save_checkpoint(folder, f"ckpt-{self.progress.images:012d}", tensors, meta)
+        path = ck.save_checkpoint(folder, _checkpoint_name(self.progress.images), tensors, meta)
         ck.prune(folder, self.cfg.train.keep_checkpoints)
         return path
+
+    def _checkpoint_bytes(self) -> int:
+        """Approximate size of one checkpoint: G, D, EMA-G and Adam's two moments per parameter."""
+        params = _nbytes(self.G.parameters()) + _nbytes(self.D.parameters())
+        states = _nbytes(self.G.state_dict().values()) * (2 if self.ema is not None else 1)
+        return states + _nbytes(self.D.state_dict().values()) + 2 * params
 
     def _restore(self, path: Optional[Path]) -> None:
         if path is None:
@@ -216,47 +345,82 @@ class Trainer:
         tensors, meta = ck.load_checkpoint(path, self.device)
         ck.load_module("G", self.G, tensors)
         ck.load_module("D", self.D, tensors)
-        if self.ema is not None:
-            ck.load_module("G_ema", self.ema.module, tensors)
-            self.ema.updates = meta["ema_updates"]
-        self.ctx.opt_g.load_state_dict(ck.unflatten_optimizer(meta["optim"]["G"], tensors))
-        self.ctx.opt_d.load_state_dict(ck.unflatten_optimizer(meta["optim"]["D"], tensors))
-        torch.set_rng_state(tensors["rng.torch"].cpu())
-        self.ctx.noise.set_state(tensors["rng.noise"].cpu())
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), self.device)
-        self.progress = Progress(**meta["progress"])
+        try:
+            if self.ema is not None:
+                ck.load_module("G_ema", self.ema.module, tensors)
+                self.ema.updates = meta["ema_updates"]
+            self.ctx.opt_g.load_state_dict(ck.unflatten_optimizer(meta["optim"]["G"], tensors))
+            self.ctx.opt_d.load_state_dict(ck.unflatten_optimizer(meta["optim"]["D"], tensors))
+            torch.set_rng_state(tensors["rng.torch"].cpu())
+            self.ctx.noise.set_state(tensors["rng.noise"].cpu())
+            if "rng.cuda" in tensors and self.device.type == "cuda":
+                torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), self.device)
+            progress = Progress(**meta["progress"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise GankitError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); resume from another one") from None
+        vars(self.progress).update(vars(progress))  # in place: callers may hold the object
+        self._set_learning_rates()
 
 
-def _prepare_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, force: bool) -> None:
-    """Create/check the run folder before any data is loaded; write config.yaml."""
-    cfg_path = run_dir / "config.yaml"
-    if resume:
-        if not cfg_path.is_file():
-            raise GankitError(f"{run_dir} is not a gankit run folder (no config.yaml); nothing to resume")
-        old = from_dict(yaml.safe_load(cfg_path.read_text()))
-        changes = diff(old.to_dict(), cfg.to_dict())
-        if changes and not force:
-            raise GankitError("config differs from the run being resumed: " + "; ".join(changes) +
-                              " (pass --force to resume anyway)")
-    elif (run_dir / "checkpoints").is_dir() and ck.list_checkpoints(run_dir / "checkpoints"):
-        raise GankitError(f"run folder {run_dir} already holds checkpoints; use --resume {run_dir} to continue "
-                          f"it or --run-dir to start a new run elsewhere")
+def _checkpoint_name(images: int) -> str:
+    return f"ckpt-{images:012d}"
+
+
+def _nbytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, force: bool) -> None:
+    """Refuse a resume with a changed config, a new run over checkpoints, or an unusable folder."""
     try:
+        if resume:
+            _check_resumable(run_dir, cfg, force)
+        elif ck.list_checkpoints(run_dir / "checkpoints"):
+            raise GankitError(f"run folder {run_dir} already holds checkpoints; use --resume {run_dir} to "
+                              f"continue it or --run-dir to start a new run elsewhere")
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
         probe.write_bytes(b"0" * 4096)
         probe.unlink()
-    except OSError as exc:
-        raise GankitError(f"run folder {run_dir} is not writable ({exc.strerror}); choose another with --run-dir") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise GankitError(f"run folder {run_dir} is not writable ({getattr(exc, 'strerror', None) or exc}); "
+                          f"choose another with --run-dir") from None
+
+
+def _check_resumable(run_dir: Path, cfg: RunConfig, force: bool) -> None:
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise GankitError(f"{run_dir} is not a gankit run folder (no config.yaml); nothing to resume")
+    old = from_dict(read_yaml(cfg_path.read_text(errors="replace"), str(cfg_path)))
+    changes = diff(old.to_dict(), cfg.to_dict())
+    if changes and not force:
+        raise GankitError("config differs from the run being resumed: " + "; ".join(changes) +
+                          " (pass --force to resume anyway)")
+
+
+def _write_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, force: bool) -> None:
+    """config.yaml (new run, or a forced resume), an empty metrics.jsonl for a new run, and no stale files.
+
+    A kill between committing a checkpoint and pruning old ones leaves one too many: prune again here.
+    """
     if not resume or force:
-        ck.atomic_write(cfg_path, cfg.to_yaml().encode())
-        (run_dir / "metrics.jsonl").touch()
+        ck.atomic_write(run_dir / "config.yaml", cfg.to_yaml().encode())
+    if not resume:
+        ck.atomic_write(run_dir / "metrics.jsonl", b"")
+    ck.clean_stale(run_dir / "checkpoints")
+    if (run_dir / "checkpoints").is_dir():
+        ck.prune(run_dir / "checkpoints", cfg.train.keep_checkpoints)
 
 
 def _install_signal_handlers(trainer: Trainer) -> dict:
-    """SIGINT/SIGTERM set a flag: the current step finishes, a checkpoint is written, then exit."""
+    """SIGINT/SIGTERM set a flag: the current step finishes, a checkpoint is written, then exit.
+
+    A second signal stops at once (KeyboardInterrupt): checkpoints are atomic, so that is safe too.
+    """
     def handler(signum, frame):
+        if trainer.stop_signal is not None:
+            raise KeyboardInterrupt
         trainer.stop_signal = signum
 
     old = {}
