@@ -97,19 +97,28 @@ def load_reference(dataset: str, data_dir: Optional[str], extractor: Extractor, 
 def evaluate_features(fake: FeatureSet, reference: Reference, metrics: list, seed: int = 0, n_boot: int = N_BOOT,
                       fake_train_index: Optional[torch.Tensor] = None) -> dict:
     """Flat dict of every metric's values for generated features ``fake`` against ``reference``."""
+    return {k: v for values in _per_metric(fake, reference, metrics, seed, n_boot, fake_train_index).values()
+            for k, v in values.items()}
+
+
+def _per_metric(fake: FeatureSet, reference: Reference, metrics: list, seed: int, n_boot: int,
+                fake_train_index: Optional[torch.Tensor] = None) -> dict:
+    """{metric name: its values}, all from one `MetricInputs`, so metrics share intermediate results."""
     inputs = MetricInputs(fake, reference.ref, reference.train, seed, n_boot, fake_train_index,
                           precomputed=reference.precomputed)
     out = {}
     for m in metrics:
         try:
-            out.update(m.fn(inputs))
+            out[m.name] = m.fn(inputs)
         except ValueError as exc:
             raise GankitError(f"metric {m.name}: {exc}") from None
     return out
 
 
 def _floor_path(reference: Reference, domain: Optional[Extractor], n: int, seed: int, n_boot: int) -> Path:
-    tag = reference.extractor.hash[:16] + (f"-{domain.hash[:8]}" if domain and domain is not reference.extractor else "")
+    tag = reference.extractor.hash[:16]
+    if domain is not None and domain is not reference.extractor:
+        tag += f"-{domain.hash[:8]}"  # cs/modes come from a different network than the features
     name = f"{reference.tag}-{FLOOR_SPLIT}-vs-{REFERENCE_SPLIT}-{tag}-n{n}-seed{seed}-boot{n_boot}-v{FLOOR_VERSION}"
     return default_cache_dir() / "floors" / f"{name}.json"
 
@@ -127,8 +136,7 @@ def real_floor(reference: Reference, domain: Optional[Extractor], metrics: list,
         train = reference.train
         idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
         real = FeatureSet(train.features[idx], None if train.logits is None else train.logits[idx])
-        for m in missing:
-            stored[m.name] = evaluate_features(real, reference, [m], seed, n_boot, fake_train_index=idx)
+        stored.update(_per_metric(real, reference, missing, seed, n_boot, fake_train_index=idx))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(stored, indent=1))
