@@ -38,3 +38,17 @@ def mnist_dir():
     if not root or not os.path.isdir(os.path.join(root, "mnist")):
         pytest.skip("GANKIT_DATA_DIR with mnist/ not set")
     return os.path.join(root, "mnist")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A temporary GANKIT_CACHE holding an untrained (random, seeded) digits classifier."""
+    from gankit.metrics.classifier import RECIPE, DomainClassifier, save_classifier
+
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GANKIT_INCEPTION_WEIGHTS", raising=False)
+    torch.manual_seed(0)
+    info = {"dataset": "digits", "test_accuracy": 0.1, "recipe": RECIPE, "classes": [str(i) for i in range(10)],
+            "image_shape": [1, 28, 28]}
+    save_classifier("digits", DomainClassifier(1, 28, 10).eval(), info)
+    return tmp_path / "cache"

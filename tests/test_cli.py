@@ -29,7 +29,8 @@ def test_train_then_sample(tmp_path, image_folder, capsys):
         images = f["images"]
     assert images.shape == (10, 28, 28) and images.dtype == np.uint8
     assert main(["sample", str(run), "--n", "3", "--out", str(tmp_path / "pngs")]) == 0
-    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["00000.png", "00001.png", "00002.png",
+                                                                     "manifest.jsonl"]
     # the same seed gives the same images
     assert main(["sample", str(run), "--n", "10", "--out", str(tmp_path / "t.npz"), "--seed", "3"]) == 0
     with np.load(tmp_path / "t.npz") as f:

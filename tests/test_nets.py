@@ -57,3 +57,20 @@ def test_bad_choices(kw, match):
     args = {"arch": "dcgan", "norm": "batch", "act": "relu", "shape": (1, 28, 28), **kw}
     with pytest.raises(GankitError, match=match):
         build_networks(args["arch"], 4, args["shape"], 8, 8, args["norm"], args["norm"], args["act"], args["act"])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("depth", [1, 2])
+def test_dcgan_d_depth_adds_3x3_blocks_at_the_lowest_resolution(shape, depth):
+    _, D0 = build_networks("dcgan", 10, shape, 8, 8, "batch", "spectral", "relu", "leaky_relu")
+    _, D = build_networks("dcgan", 10, shape, 8, 8, "batch", "spectral", "relu", "leaky_relu", depth_d=depth)
+    convs = [m for m in D.body if isinstance(m, torch.nn.Conv2d)]
+    extra = convs[-depth:]
+    assert len(convs) == len([m for m in D0.body if isinstance(m, torch.nn.Conv2d)]) + depth
+    assert all(c.kernel_size == (3, 3) and c.stride == (1, 1) and c.in_channels == c.out_channels for c in extra)
+    assert D.feature_dim == D0.feature_dim and D(torch.randn(3, *shape)).shape == (3,)
+
+
+def test_depth_d_is_refused_for_the_mlp():
+    with pytest.raises(GankitError, match="model.depth_d applies to dcgan only"):
+        build_networks("mlp", 4, (1, 28, 28), 8, 8, "none", "none", "relu", "relu", depth_d=1)

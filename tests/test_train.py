@@ -116,3 +116,17 @@ def test_a_new_run_starts_fresh_metrics_and_checkpoints_its_start(tmp_path, tiny
         "ckpt-000000000000.json", "ckpt-000000000064.json"]
     _, meta = load_checkpoint(run / "checkpoints" / "ckpt-000000000000.json")
     assert meta["progress"]["images"] == 0 and meta["progress"]["rollbacks"] == 0
+
+
+def test_linear_decay_holds_then_brings_both_learning_rates_to_zero(tmp_path, tiny_data):
+    sets = ("model.arch=mlp", "model.width_g=16", "model.width_d=16", "model.z_dim=4", "train.batch_size=8",
+            "train.images=320", "train.log_every=1", "train.progress=false", "train.tensorboard=false",
+            "train.grid_size=4", "optim.decay=linear", "optim.decay_start=0.5", "optim.lr_g=0.001",
+            "optim.lr_d=0.002")
+    train(resolve(None, sets), tmp_path / "run", data=tiny_data)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lr_g = [r["optim/lr_g"] for r in rows]  # step i (0-based) runs at min(1, (1 - 8i/320) / 0.5)
+    assert len(lr_g) == 40 and lr_g[:21] == [0.001] * 21
+    assert lr_g[21] == pytest.approx(0.001 * 0.95) and lr_g[-1] == pytest.approx(0.001 * 0.05)
+    assert all(a > b for a, b in zip(lr_g[20:], lr_g[21:]))
+    assert [r["optim/lr_d"] for r in rows] == pytest.approx([2 * v for v in lr_g])

@@ -18,11 +18,15 @@ TRAIN_EXAMPLES = """examples:
   gankit train my.yaml --set objective.name=custom --set objective.f1='-0.5*d**2' \\
       --set objective.f2=d --set objective.f3=-d
   gankit train mnist-dcgan --dry-run                        # print the resolved config
+  gankit train mnist-dcgan --precision fp32 --compile      # strict fp32, compiled networks
   gankit train --resume runs/mnist-dcgan                    # continue a stopped run
 """
 SAMPLE_EXAMPLES = """examples:
   gankit sample runs/mnist-dcgan --n 64 --out samples/      # a folder of PNGs
   gankit sample runs/mnist-dcgan --n 10000 --out s.npz      # uint8 array 'images' (N, H, W)
+  gankit sample runs/mnist-cdcgan --class 7 --n 16 --out sevens/  # conditional: PNGs in sevens/7/
+  gankit sample runs/mnist-cdcgan --per-class 1000 --out synth/   # synth/0 ... synth/9 + manifest.jsonl
+  gankit sample runs/mnist-cdcgan --per-class 100 --truncation 1.5 --out s.npz   # with 'labels' (N,)
 """
 
 
@@ -43,7 +47,8 @@ def _train(args) -> int:
                               f"(presets: {', '.join(C.preset_names())})")
         source = args.config
     cfg = C.resolve(source, tuple(args.set or ()), **{
-        "data.data_dir": args.data_dir, "train.epochs": args.epochs, "train.device": args.device})
+        "data.data_dir": args.data_dir, "train.epochs": args.epochs, "train.device": args.device,
+        "train.precision": args.precision, "train.compile": args.compile})
     if args.dry_run:
         print(cfg.to_yaml(), end="")
         return 0
@@ -57,19 +62,31 @@ def _train(args) -> int:
 
 
 def _sample(args) -> int:
-    from .export import to_uint8, write_images
-    from .generate import generate, load_generator
+    from .export import export_samples, plan_labels, resolve_class
+    from .generate import load_generator
+
+    from .nets.conditional import n_classes_of
 
     G, meta = load_generator(args.run_dir, args.checkpoint, args.device)
-    images = to_uint8(generate(G, args.n, seed=args.seed))
-    out = write_images(images, Path(args.out))
-    info = {"n": len(images), "out": str(out), "seed": args.seed, "images_seen": meta["progress"]["images"]}
-    print(json.dumps(info) if args.json else f"wrote {len(images)} samples to {out}")
+    label = resolve_class(args.label, meta.get("classes") or [])
+    labels = plan_labels(n_classes_of(G), args.n, label, args.per_class)
+    info = export_samples(G, meta, Path(args.out), args.n, args.seed, labels, args.truncation)
+    info["images_seen"] = meta["progress"]["images"]
+    print(json.dumps(info) if args.json else f"wrote {info['n']} samples to {info['out']}")
     return 0
 
 
 def _evaluate(args) -> int:
     from .metrics.evaluate import evaluate_images, evaluate_run, read_images, write_result
+
+    if args.per_class is not None:  # conditional runs: does each requested class come out as that class?
+        from .metrics.conditional import evaluate_class_accuracy, format_class_accuracy
+
+        if args.images or not args.run_dir:
+            raise GankitError("--per-class measures a conditional run: give its RUN_DIR, not --images")
+        result = evaluate_class_accuracy(args.run_dir, args.per_class, args.seed, args.data_dir, args.checkpoint)
+        print(json.dumps(result, indent=1) if args.json else format_class_accuracy(result))
+        return 0
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     options = {"extractor": args.extractor, "inception_weights": args.inception_weights, "floor": not args.no_floor,
@@ -142,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=float, help="training length in epochs")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    t.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto (default): bf16 autocast where bf16 is fast (CUDA >= 8.0, CPU with AVX-512 BF16 or "
+                        "AMX), else fp32; fp16 is CUDA-only")
+    t.add_argument("--compile", action="store_true", default=None, help="torch.compile the networks (off by default)")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     t.add_argument("--force", action="store_true", help="with --resume: accept a changed config")
@@ -153,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64, help="number of images (default 64)")
     s.add_argument("--out", required=True, help="a folder for PNGs, or a file ending in .npz")
     s.add_argument("--seed", type=int, default=0, help="seed of the latent codes (default 0)")
+    s.add_argument("--class", dest="label", metavar="K",
+                   help="conditional runs: only class K (an index or a class name), --n images of it")
+    s.add_argument("--per-class", type=int, metavar="N", help="conditional runs: N images of every class")
+    s.add_argument("--truncation", type=float, metavar="T",
+                   help="redraw latent entries with |z| > T (truncation trick; fidelity over variety)")
     s.add_argument("--checkpoint", help="a ckpt-*.json to use instead of the latest")
     s.add_argument("--device", default="auto")
     s.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -163,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "  gankit evaluate runs/mnist-dcgan --n 10000          # all metrics, table + floor\n"
                               "  gankit evaluate runs/mnist-dcgan --metrics fid,pr --json\n"
                               "  gankit evaluate --images s.npz --dataset mnist --data-dir ../shared/data/mnist\n"
-                              "  gankit evaluate runs/x --inception-weights pt_inception.pth   # Inception FID",
+                              "  gankit evaluate runs/x --inception-weights pt_inception.pth   # Inception FID\n"
+                              "  gankit evaluate runs/mnist-cdcgan --per-class 1000     # per-class accuracy",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run_dir", nargs="?", help="a run folder written by gankit train")
     e.add_argument("--images", help="an .npz (array 'images') or folder of PNGs instead of a run")
@@ -179,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--inception-weights", metavar="PATH",
                    help="local Inception-v3 weights (.pth); also $GANKIT_INCEPTION_WEIGHTS; never downloaded")
     e.add_argument("--no-floor", action="store_true", help="skip the real-versus-real floor")
+    e.add_argument("--per-class", type=int, metavar="N",
+                   help="conditional runs instead: N samples requested per class, the fraction the domain "
+                        "classifier assigns to the requested class (per-class accuracy)")
     e.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     e.set_defaults(func=_evaluate)
 
@@ -194,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .dynamics.cli import add_dynamics_parser
 
     add_dynamics_parser(sub)
+    from .augment_cli import add_augment_parser
+    from .latent_cli import add_latent_parser
+
+    add_latent_parser(sub)
+    add_augment_parser(sub)
     return parser
 
 

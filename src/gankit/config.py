@@ -39,6 +39,13 @@ class ModelConfig:
     norm_d: str = "batch"             # DCGAN's D never normalises its first layer
     act_g: str = "relu"               # relu | leaky_relu | tanh | elu
     act_d: str = "leaky_relu"
+    depth_d: int = 0                  # dcgan: extra 3x3 conv blocks at D's lowest resolution
+    # Conditional GAN: G gets a label embedding joined to z; D sees the label by input concatenation
+    # (label maps as extra channels), by projection (Miyato & Koyama 2018), or only through an auxiliary
+    # class head (ac: AC-GAN, needs objective.ac_weight > 0).
+    conditional: str = "none"         # none | concat | projection | ac
+    n_classes: int = 0                # label count of a conditional model (0: the dataset's class count)
+    embed_dim: int = 32               # size of G's label embedding, joined to z
 
 
 @dataclass
@@ -52,6 +59,7 @@ class ObjectiveConfig:
     penalty_weight: float = 10.0      # gp: lambda (10); r1/r2: gamma/2
     penalty_every: int = 1            # apply the penalty every N D steps (lazy regularisation)
     clip: float = 0.0                 # WGAN weight clipping to [-clip, clip] after each D step (0: off)
+    ac_weight: float = 0.0            # AC-GAN: weight of the class cross-entropy in D's and G's losses (0: off)
 
 
 @dataclass
@@ -62,6 +70,8 @@ class OptimConfig:
     beta2: float = 0.999
     beta1_d: Optional[float] = None   # per-network override of beta1 (None: same as beta1)
     beta1_g: Optional[float] = None
+    decay: str = "none"               # none | linear: both lrs fall linearly to 0 at the end of the run ...
+    decay_start: float = 0.5          # ... starting at this fraction of the run's images
 
 
 @dataclass
@@ -74,10 +84,16 @@ class TrainConfig:
     ema: float = 0.0                  # decay of the moving average of G's weights (0: off)
     ema_start: int = 0                # images seen before the average starts tracking G
     device: str = "auto"              # auto | cpu | cuda | cuda:N | mps
+    # Speed (gankit.train.precision). auto: bf16 autocast where bf16 is fast (CUDA >= 8.0, CPUs with
+    # AVX-512 BF16 or AMX), else fp32; losses and penalties always run in fp32; fp16 is CUDA-only.
+    precision: str = "auto"           # auto | fp32 | bf16 | fp16
+    channels_last: Optional[bool] = None  # NHWC memory format; None (auto): on CUDA only
+    compile: bool = False             # torch.compile the networks the steps call (first steps compile)
     log_every: int = 50               # G steps between logged metrics (each log syncs the device)
     checkpoint_every: int = 1         # epochs between checkpoints (a final one is always written)
     keep_checkpoints: int = 3         # how many recent checkpoints to keep
     grid_size: int = 64               # images in the fixed-noise sample grid (8 x 8)
+    fake_labels: str = "uniform"      # conditional runs: labels of fakes drawn uniformly or as in the data (data)
     progress: bool = True             # progress bar with ETA on stderr
     tensorboard: bool = True          # write TensorBoard events
     # A NaN/Inf in a loss, gradient or weight either stops the run naming the last good checkpoint, or
@@ -88,6 +104,16 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    # Scoring during training (gankit.train.evaluation); needs a dataset with a domain classifier.
+    every: int = 0                    # score G every this many real images seen (0: never)
+    n: int = 2000                     # samples per evaluation
+    metrics: str = "fid,cs"           # comma-separated names, as for gankit evaluate --metrics
+    best: str = "fid"                 # keep the checkpoint best by this headline value in RUN_DIR/best ("": none)
+    seed: int = 0                     # seed of the evaluation's latent codes: the same codes every time
+
+
+@dataclass
 class RunConfig:
     name: str = "run"                 # runs/<name>/
     data: DataConfig = field(default_factory=DataConfig)
@@ -95,6 +121,7 @@ class RunConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -175,6 +202,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         (t.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),
         (t.grid_size >= 1, "train.grid_size must be at least 1"),
         (cfg.model.z_dim >= 1, "model.z_dim must be at least 1"),
+        (cfg.model.depth_d >= 0, "model.depth_d must not be negative"),
         (cfg.model.width_g >= 1 and cfg.model.width_d >= 1, "model.width_g and model.width_d must be at least 1"),
         (cfg.optim.lr_g > 0 and cfg.optim.lr_d > 0, "optim.lr_g and optim.lr_d must be positive"),
         (0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1, "optim.beta1 and optim.beta2 must be in [0, 1)"),
@@ -182,15 +210,25 @@ def validate(cfg: RunConfig) -> RunConfig:
         (o.penalty_every >= 1, "objective.penalty_every must be at least 1"),
         (o.clip >= 0, "objective.clip must not be negative (0 turns clipping off)"),
         (cfg.data.limit >= 0, "data.limit must not be negative"),
+        (cfg.eval.every >= 0, "eval.every must not be negative (0 turns evaluation during training off)"),
+        (cfg.eval.n >= 10, "eval.n must be at least 10 samples"),
         (cfg.data.image_size >= 4, "data.image_size must be at least 4"),
         (cfg.name and "/" not in cfg.name and cfg.name not in (".", ".."), "name must be a plain folder name"),
     ]
     for ok, message in checks:
         if not ok:
             raise GankitError(message)
+    if cfg.optim.decay not in ("none", "linear"):
+        raise GankitError(f"optim.decay must be none or linear, got {cfg.optim.decay!r}"
+                          f"{did_you_mean(cfg.optim.decay, ('none', 'linear'))}")
+    if not 0 <= cfg.optim.decay_start < 1:
+        raise GankitError("optim.decay_start must be in [0, 1): the fraction of the run before the decay starts")
     if t.on_nan not in ("stop", "rollback"):
         raise GankitError(f"train.on_nan must be stop or rollback, got {t.on_nan!r}"
                           f"{did_you_mean(t.on_nan, ('stop', 'rollback'))}")
+    if t.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise GankitError(f"train.precision must be auto, fp32, bf16 or fp16, got {t.precision!r}"
+                          f"{did_you_mean(t.precision, ('auto', 'fp32', 'bf16', 'fp16'))}")
     if not 0 < t.rollback_lr_factor < 1:
         raise GankitError("train.rollback_lr_factor must be in (0, 1): it lowers the learning rates")
     if t.max_rollbacks < 1:
@@ -199,9 +237,33 @@ def validate(cfg: RunConfig) -> RunConfig:
         for key, value in vars(section).items() if dataclasses.is_dataclass(section) else ():
             if isinstance(value, float) and not math.isfinite(value):
                 raise GankitError(f"config key {name}.{key} must be a finite number, got {value}")
+    _validate_conditional(cfg)
     if o.name == "custom" and not (o.f1 and o.f2 and o.f3):
         raise GankitError("objective.name=custom needs objective.f1, objective.f2 and objective.f3 expressions")
     return cfg
+
+
+CONDITIONINGS = ("none", "concat", "projection", "ac")
+
+
+def _validate_conditional(cfg: RunConfig) -> None:
+    m, ac = cfg.model, cfg.objective.ac_weight
+    if m.conditional not in CONDITIONINGS:
+        raise GankitError(f"model.conditional must be one of {', '.join(CONDITIONINGS)}, got {m.conditional!r}"
+                          f"{did_you_mean(m.conditional, CONDITIONINGS)}")
+    if cfg.train.fake_labels not in ("uniform", "data"):
+        raise GankitError(f"train.fake_labels must be uniform or data, got {cfg.train.fake_labels!r}")
+    if m.n_classes < 0 or m.embed_dim < 1:
+        raise GankitError("model.n_classes must not be negative (0: from the data) and model.embed_dim must be "
+                          "at least 1")
+    if ac < 0:
+        raise GankitError("objective.ac_weight must not be negative (0 turns the auxiliary classifier off)")
+    if m.conditional == "ac" and ac == 0:
+        raise GankitError("model.conditional=ac needs a class loss: set objective.ac_weight (e.g. 1.0)")
+    if ac > 0 and m.conditional in ("none", "concat"):
+        hint = ("a concat D sees the label it would predict; use model.conditional=projection or ac"
+                if m.conditional == "concat" else "set model.conditional=ac or projection")
+        raise GankitError(f"objective.ac_weight={ac} needs a class head on D: {hint}")
 
 
 def parse_override(text: str) -> tuple:

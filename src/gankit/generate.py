@@ -7,6 +7,8 @@ import torch
 
 from .config import from_dict
 from .errors import GankitError
+from .latent import latent_codes
+from .nets.conditional import n_classes_of
 from .train import build_models, load_checkpoint, pick_device
 from .train.checkpoint import find_run_checkpoint, load_module
 
@@ -17,17 +19,49 @@ def load_generator(run_dir, checkpoint: Optional[str] = None, device: str = "aut
     dev = pick_device(device)
     tensors, meta = load_checkpoint(path, dev)
     cfg = from_dict(meta["config"])
-    G, _ = build_models(cfg, tuple(meta["image_shape"]))
+    G, _ = build_models(cfg, tuple(meta["image_shape"]), len(meta.get("classes", [])))
     prefix = "G_ema" if ema and any(k.startswith("G_ema.") for k in tensors) else "G"
     load_module(prefix, G, tensors)
+    meta = dict(meta, checkpoint_path=str(path), weights=prefix)  # where the samples came from, for manifests
     return G.to(dev).eval(), meta
 
 
+def default_labels(G: torch.nn.Module, n: int) -> Optional[torch.Tensor]:
+    """Labels 0, 1, ..., K-1, 0, 1, ... (n,) for a conditional G (every class equally often); None otherwise."""
+    k = n_classes_of(G)
+    return torch.arange(n) % k if k else None
+
+
 @torch.no_grad()
-def generate(G: torch.nn.Module, n: int, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
-    """n images (n, C, H, W) in [-1, 1] from z ~ N(0, I) drawn with ``seed`` (on the CPU, so any device agrees)."""
+def generate(G: torch.nn.Module, n: int, seed: int = 0, batch_size: int = 500, labels: Optional[torch.Tensor] = None,
+             truncation: Optional[float] = None) -> torch.Tensor:
+    """n images (n, C, H, W) in [-1, 1] from z ~ N(0, I) drawn with ``seed`` (on the CPU, so any device agrees).
+
+    Image i comes from row i of ``latent_codes(n, z_dim, seed, truncation)`` and, for a conditional G, label
+    ``labels[i]`` (default: `default_labels`). Images are computed in batches of ``batch_size`` codes.
+    """
     if n < 1:
         raise GankitError(f"--n must be at least 1, got {n}")
+    k = n_classes_of(G)
+    if labels is None:
+        labels = default_labels(G, n)
+    elif k == 0:
+        raise GankitError("this run is unconditional: it takes no class; drop --class/--per-class")
+    elif len(labels) != n or int(labels.min()) < 0 or int(labels.max()) >= k:
+        raise GankitError(f"need {n} labels in 0..{k - 1}, got {len(labels)} in "
+                          f"{int(labels.min())}..{int(labels.max())}")
+    return generate_codes(G, latent_codes(n, G.z_dim, seed, truncation), labels, batch_size)
+
+
+@torch.no_grad()
+def generate_codes(G: torch.nn.Module, z: torch.Tensor, labels: Optional[torch.Tensor] = None,
+                   batch_size: int = 500) -> torch.Tensor:
+    """G on codes z (n, z_dim) [and labels (n,)] in batches of ``batch_size``: (n, C, H, W) on the CPU.
+
+    Regenerating one image repeats its whole batch, so the arithmetic is exactly that of the first run.
+    """
     device = next(G.parameters()).device
-    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
-    return torch.cat([G(zb.to(device)).float().cpu() for zb in z.split(batch_size)])
+    if labels is None:
+        return torch.cat([G(zb.to(device)).float().cpu() for zb in z.split(batch_size)])
+    return torch.cat([G(zb.to(device), yb.to(device)).float().cpu()
+                      for zb, yb in zip(z.split(batch_size), labels.long().split(batch_size))])

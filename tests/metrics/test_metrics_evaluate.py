@@ -12,25 +12,12 @@ import torch
 from gankit.cli import main
 from gankit.errors import GankitError
 from gankit.metrics import DEFAULT_METRICS, evaluate_images, get_metrics
-from gankit.metrics.classifier import RECIPE, DomainClassifier, save_classifier
 
 from conftest import make_tiny_images
 
 TINY_RUN = ["--set", "model.width_g=8", "--set", "model.width_d=8", "--set", "model.z_dim=8", "--set",
             "train.batch_size=16", "--set", "train.progress=false", "--set", "train.grid_size=4", "--set",
             "train.tensorboard=false"]
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """A temporary GANKIT_CACHE holding an untrained (random, seeded) digits classifier."""
-    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("GANKIT_INCEPTION_WEIGHTS", raising=False)
-    torch.manual_seed(0)
-    info = {"dataset": "digits", "test_accuracy": 0.1, "recipe": RECIPE, "classes": [str(i) for i in range(10)],
-            "image_shape": [1, 28, 28]}
-    save_classifier("digits", DomainClassifier(1, 28, 10).eval(), info)
-    return tmp_path / "cache"
 
 
 def test_unknown_metric_names_the_close_one():

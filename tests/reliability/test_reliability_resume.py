@@ -51,6 +51,7 @@ def _snapshot(run_dir):
     (("objective.name=wasserstein", "objective.penalty=gp", "train.n_critic=2"), 3),  # noise drawn by the penalty
     (("objective.penalty=r1", "objective.penalty_every=3", "train.log_every=3"), 7),  # lazy penalty, unlogged steps
     (("objective.clip=1e-9",), 8),  # health flags on across the stop: the monitors' history comes back too
+    (("optim.decay=linear", "optim.decay_start=0.2"), 6),  # learning rates follow the progress
 ])
 def test_stopped_at_step_k_and_resumed_equals_an_uninterrupted_run(tmp_path, tiny_data, extra, k):
     train(_cfg(*extra), tmp_path / "full", data=tiny_data)

@@ -6,6 +6,7 @@ interval (percentile or normal) a metric uses is stated in its docstring.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -20,7 +21,9 @@ def resample_indices(n: int, n_boot: int, seed: int, stream: int = 0) -> torch.T
 
 
 def percentile_ci(values: torch.Tensor, level: float = 0.95) -> tuple:
-    """(low, high) empirical quantiles of the bootstrap values (n_boot,)."""
+    """(low, high) empirical quantiles of the bootstrap values (n_boot,); NaN without a bootstrap."""
+    if values.numel() < 2:
+        return math.nan, math.nan
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
     lo, hi = torch.quantile(values.double(), q).tolist()
     return lo, hi

@@ -51,7 +51,7 @@ class Reference:
 
 
 def read_images(path) -> np.ndarray:
-    """uint8 images from an ``.npz`` (array ``images``) or a folder of PNGs, sorted by name."""
+    """uint8 images from an ``.npz`` (array ``images``) or a folder of PNGs (and its subfolders), sorted by path."""
     from PIL import Image
 
     path = Path(path)
@@ -61,7 +61,7 @@ def read_images(path) -> np.ndarray:
                 return f["images"]
         except (OSError, KeyError, ValueError) as exc:
             raise GankitError(f"{path} is not an .npz with a uint8 array 'images' ({exc})") from None
-    files = sorted(p for p in path.glob("*.png")) if path.is_dir() else []
+    files = sorted(p for p in path.rglob("*.png")) if path.is_dir() else []  # with class subfolders (gankit sample)
     if not files:
         raise GankitError(f"{path} is neither an .npz file nor a folder of PNG images")
     return np.stack([np.asarray(Image.open(p)) for p in files])
@@ -172,6 +172,34 @@ def _check_images(x: torch.Tensor, dataset: str, domain: Optional[Extractor]) ->
         raise GankitError(f"need at least {MIN_IMAGES} images to evaluate, got {len(x)}; use --n {MIN_IMAGES} or more")
 
 
+class Scorer:
+    """One dataset's extractor, reference features and metrics, resolved once; score image sets with it.
+
+    `evaluate_images` uses one for a single evaluation; the trainer keeps one for evaluations during training.
+    """
+
+    def __init__(self, dataset: str, data_dir: Optional[str] = None, metrics=DEFAULT_METRICS, extractor: str = "auto",
+                 inception_weights: Optional[str] = None, need_train: bool = False, progress: bool = False):
+        self.dataset, self.metrics = dataset, get_metrics(metrics)
+        self.extractor, self.note = resolve_extractor(dataset, data_dir, extractor, inception_weights, progress)
+        self.need_logits = any("logits" in m.needs for m in self.metrics)
+        self.domain = self.extractor if self.extractor.has_logits else (
+            domain_extractor(dataset, data_dir, progress=progress) if self.need_logits else None)
+        need_train = need_train or any("train" in m.needs for m in self.metrics)
+        self.reference = load_reference(dataset, data_dir, self.extractor, self.domain if self.need_logits else None,
+                                        self.metrics, need_train, progress)
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> FeatureSet:
+        """Features (and logits, when a metric needs them) of images ``x`` (N, C, H, W) in [-1, 1]."""
+        _check_images(x, self.dataset, self.domain)
+        return _with_logits(self.extractor(x), self.domain if self.need_logits else None, lambda: self.domain(x).logits)
+
+    def score(self, x: torch.Tensor, seed: int = 0, n_boot: int = N_BOOT) -> dict:
+        """Flat metric values of images ``x`` against the reference split."""
+        return evaluate_features(self.features(x), self.reference, self.metrics, seed, n_boot)
+
+
 def evaluate_images(images: np.ndarray, dataset: str, data_dir: Optional[str] = None, seed: Optional[int] = None,
                     metrics=DEFAULT_METRICS, extractor: str = "auto", inception_weights: Optional[str] = None,
                     floor: bool = True, n_boot: int = N_BOOT, progress: bool = False) -> dict:
@@ -183,27 +211,21 @@ def evaluate_images(images: np.ndarray, dataset: str, data_dir: Optional[str] = 
     'notes' (one-line remarks, e.g. which extractor was used and why) and 'provenance'.
     """
     start = time.time()
-    chosen = get_metrics(metrics)
-    ext, note = resolve_extractor(dataset, data_dir, extractor, inception_weights, progress)
-    need_logits = any("logits" in m.needs for m in chosen)
-    domain = ext if ext.has_logits else (domain_extractor(dataset, data_dir, progress=progress) if need_logits
-                                         else None)
+    scorer = Scorer(dataset, data_dir, metrics, extractor, inception_weights, need_train=floor, progress=progress)
+    reference = scorer.reference
     x = to_tensor_images(images)
-    _check_images(x, dataset, domain)
     n, metric_seed = len(x), 0 if seed is None else int(seed)
-    need_train = floor or any("train" in m.needs for m in chosen)
-    reference = load_reference(dataset, data_dir, ext, domain if need_logits else None, chosen, need_train, progress)
-    fake = _with_logits(ext(x), domain if need_logits else None, lambda: domain(x).logits)
-    result = evaluate_features(fake, reference, chosen, metric_seed, n_boot)
-    notes = [note] if note else []
+    result = scorer.score(x, metric_seed, n_boot)
+    notes = [scorer.note] if scorer.note else []
     floor_values = None
     if floor and n <= len(reference.train):
-        floor_values = real_floor(reference, domain, chosen, n, metric_seed, n_boot)
+        floor_values = real_floor(reference, scorer.domain, scorer.metrics, n, metric_seed, n_boot)
     elif floor:
         notes.append(f"no floor: n={n} exceeds the {len(reference.train)} training images")
     result["floor"] = floor_values
     result["notes"] = notes
-    result["provenance"] = _provenance(ext, domain, chosen, n, reference, seed, metric_seed, n_boot, floor_values)
+    result["provenance"] = _provenance(scorer.extractor, scorer.domain, scorer.metrics, n, reference, seed,
+                                       metric_seed, n_boot, floor_values)
     result["provenance"]["seconds"] = round(time.time() - start, 2)
     return result
 

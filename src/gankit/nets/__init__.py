@@ -13,7 +13,7 @@ ARCHITECTURES = {
 
 
 def build_networks(arch: str, z_dim: int, image_shape: tuple, width_g: int, width_d: int,
-                   norm_g: str, norm_d: str, act_g: str, act_d: str, **extra):
+                   norm_g: str, norm_d: str, act_g: str, act_d: str, depth_d: int = 0, **extra):
     """Build (G, D) for an architecture name; names are resolved here, once."""
     if arch not in ARCHITECTURES:
         raise GankitError(f"unknown architecture {arch!r}{did_you_mean(arch, ARCHITECTURES)}; "
@@ -23,8 +23,10 @@ def build_networks(arch: str, z_dim: int, image_shape: tuple, width_g: int, widt
     for name in (act_g, act_d):
         activation(name)
     G_cls, D_cls = ARCHITECTURES[arch]
+    if depth_d and arch != "dcgan":
+        raise GankitError(f"model.depth_d applies to dcgan only, not {arch}; set model.depth_d=0")
     G = G_cls(z_dim, image_shape, width=width_g, norm=norm_g, act=act_g, **extra)
-    D = D_cls(image_shape, width=width_d, norm=norm_d, act=act_d, **extra)
+    D = D_cls(image_shape, width=width_d, norm=norm_d, act=act_d, **({"depth": depth_d} if depth_d else {}), **extra)
     return G, D
 
 

@@ -51,9 +51,14 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """D(x) -> logits. x: (N, C, H, W); logits: (N,). ``features`` gives (N, feature_dim)."""
+    """D(x) -> logits. x: (N, C, H, W); logits: (N,). ``features`` gives (N, feature_dim).
 
-    def __init__(self, image_shape: tuple, width: int = 64, norm: str = "batch", act: str = "leaky_relu"):
+    ``depth`` adds that many 3x3 stride-1 conv blocks at the lowest resolution: a wider receptive field and
+    a non-linear view of the whole digit before the linear head.
+    """
+
+    def __init__(self, image_shape: tuple, width: int = 64, norm: str = "batch", act: str = "leaky_relu",
+                 depth: int = 0):
         super().__init__()
         self.image_shape = tuple(image_shape)
         channels, size = image_shape[0], image_shape[1]
@@ -66,6 +71,9 @@ class DCGANDiscriminator(nn.Module):
             # state size: c x s x s -> 2c x s/2 x s/2
             layers += block(nn.Conv2d(c, c * 2, 4, 2, 1, bias=norm in ("none", "spectral")), norm, act, c * 2, conv=True)
             c *= 2
+        for _ in range(depth):
+            # state size: c x base x base -> the same; each block widens the receptive field by 2 pixels
+            layers += block(nn.Conv2d(c, c, 3, 1, 1, bias=norm in ("none", "spectral")), norm, act, c, conv=True)
         layers.append(nn.Flatten())
         self.body = nn.Sequential(*layers)
         self.feature_dim = c * base * base

@@ -34,6 +34,9 @@ from . import health
 from .build import build_models, build_objective, build_optimizers
 from .device import pick_device
 from .ema import EMA
+from .labels import grid_labels, make_label_sampler
+from .precision import load_scaler_states, resolve_speed, scaler_states
+from .evaluation import PeriodicEval, is_eval_row
 from .reporting import JsonlSink, LogSink, ProgressSink, Reporter, TensorBoardSink, truncate_jsonl
 from .steps import StepContext, sample_z, train_iteration
 
@@ -56,30 +59,42 @@ class Trainer:
                  force: bool = False):
         self.cfg, self.run_dir, self.resumed = cfg, Path(run_dir), resume
         self.device = pick_device(cfg.train.device)
+        t = cfg.train
+        self.speed = resolve_speed(t.precision, t.channels_last, t.compile, self.device)  # errors before any write
         self.stop_signal: Optional[int] = None
         _check_run_dir(self.run_dir, cfg, resume, force)  # refuse before anything is loaded or written
         self.objective = health.check_objective(build_objective(cfg))  # before a long data load
         self.data = self._load_data(data)
+        self.evaluator = PeriodicEval(cfg, self.run_dir, self.data.name) if cfg.eval.every > 0 else None
         torch.manual_seed(cfg.train.seed)
-        G, D = build_models(cfg, self.data.image_shape)
-        self.G, self.D = G.to(self.device), D.to(self.device)
+        G, D = build_models(cfg, self.data.image_shape, len(self.data.classes))
+        self.G, self.D = self.speed.prepare(G.to(self.device)), self.speed.prepare(D.to(self.device))
         opt_g, opt_d = build_optimizers(cfg, self.G, self.D, self.device)
         noise = torch.Generator(self.device).manual_seed(cfg.train.seed + 1)
-        self.ctx = StepContext(self.G, self.D, self.objective, opt_g, opt_d, penalty_fn(cfg.objective.penalty),
+        # The steps may call compiled wrappers; checkpoints, EMA and grids use self.G/self.D (same parameters).
+        self.ctx = StepContext(self.speed.for_steps(self.G), self.speed.for_steps(self.D), self.objective, opt_g,
+                               opt_d, penalty_fn(cfg.objective.penalty),
                                cfg.objective.penalty_weight, cfg.objective.penalty_every, cfg.objective.clip,
-                               noise, cfg.model.z_dim)
+                               noise, cfg.model.z_dim, autocast=self.speed.autocast,
+                               scaler_d=self.speed.grad_scaler(), scaler_g=self.speed.grad_scaler())
+        # conditional runs: fake labels from the noise generator; None (nothing drawn) otherwise
+        self.ctx.sample_labels = make_label_sampler(cfg.train.fake_labels, self.G, self.data.y)
+        self.ctx.ac_weight = cfg.objective.ac_weight
         self.ema = EMA(self.G, cfg.train.ema) if cfg.train.ema > 0 else None
         grid_gen = torch.Generator(self.device).manual_seed(cfg.train.seed + 2)
         self.z_fixed = sample_z(cfg.train.grid_size, cfg.model.z_dim, self.device, grid_gen)
+        self.grid_inputs = (self.z_fixed, *grid_labels(self.G, cfg.train.grid_size, self.device))
         self.progress = Progress()
         self.total_images = cfg.train.images or int(round(cfg.train.epochs * self.images_per_epoch))
         self.reference = health.Reference.of(self.data.x, self.data.y)
         self.history: deque = deque(maxlen=health.HISTORY)  # the newest rows of metrics.jsonl
-        ck.check_free_space(self.run_dir, self._checkpoint_bytes(), cfg.train.keep_checkpoints)
+        best = 1 if self.evaluator is not None and self.evaluator.key else 0  # RUN_DIR/best holds one more
+        ck.check_free_space(self.run_dir, self._checkpoint_bytes(), cfg.train.keep_checkpoints + best)
         if resume:
             self._restore(ck.latest_checkpoint(self.run_dir / "checkpoints"))
         _write_run_dir(self.run_dir, cfg, resume, force)
-        self.history.extend(truncate_jsonl(self.run_dir / "metrics.jsonl", self.progress.images if resume else -1))
+        rows = truncate_jsonl(self.run_dir / "metrics.jsonl", self.progress.images if resume else -1)
+        self.history.extend(r for r in rows if not is_eval_row(r))
         if self.objective.needs_lipschitz and cfg.objective.penalty != "gp" and cfg.objective.clip == 0:
             print(f"warning: objective {self.objective.name} needs a Lipschitz critic; set objective.penalty=gp "
                   f"or objective.clip=0.01", flush=True)
@@ -139,6 +154,7 @@ class Trainer:
 
     def _start(self, reporter: Reporter) -> None:
         p = self.progress
+        self._log_file.message(self.speed.describe())  # log.txt only: stderr stays for progress and problems
         if self.resumed:
             reporter.message(f"resumed {self.run_dir} at step {p.g_steps} ({p.images} images)")
         elif p.images == 0:
@@ -149,9 +165,12 @@ class Trainer:
     def _iteration(self, reporter: Reporter) -> None:
         """One G step after n_critic D steps; logs, checks and ends the epoch when due."""
         cfg, p = self.cfg.train, self.progress
-        reals = self._next_real_batches()
+        if self.cfg.optim.decay != "none":
+            self._set_learning_rates()
+        reals, labels = self._next_real_batches()
         measure = (p.g_steps + 1) % cfg.log_every == 0
-        stats = train_iteration(self.ctx, reals, p.d_steps, measure)
+        stats = train_iteration(self.ctx, reals, p.d_steps, measure, labels)
+        before = p.images
         p.images += sum(x.shape[0] for x in reals)
         p.d_steps += len(reals)
         p.g_steps += 1
@@ -159,17 +178,21 @@ class Trainer:
             self.ema.update(self.G)
         if measure and not self._log(reporter, stats):
             return  # rolled back: the state is the checkpoint's, with its own epoch position
+        if self.evaluator is not None and self.evaluator.due(before, p.images):
+            self._evaluate(reporter)
         if p.batch + cfg.n_critic > len(self.data) // cfg.batch_size:
             self._end_epoch(reporter)
 
-    def _next_real_batches(self) -> list:
-        """The next n_critic real batches of the current epoch (the loop ends epochs before they run out)."""
+    def _next_real_batches(self) -> tuple:
+        """The next n_critic real batches of the current epoch (the loop ends epochs before they run out),
+        and their label batches for a conditional run (None otherwise)."""
         p, bs, n = self.progress, self.cfg.train.batch_size, self.cfg.train.n_critic
         if not hasattr(self, "_order") or self._order[0] != p.epoch:
             self._order = (p.epoch, self.data.epoch_order(self.cfg.train.seed, p.epoch))
         idx = self._order[1][p.batch * bs:(p.batch + n) * bs]
         p.batch += n
-        return list(self.data.x.index_select(0, idx).split(bs))
+        labels = list(self.data.y.index_select(0, idx).split(bs)) if self.ctx.sample_labels is not None else None
+        return list(self.data.x.index_select(0, idx).split(bs)), labels
 
     def _end_epoch(self, reporter: Reporter) -> None:
         p = self.progress
@@ -203,6 +226,9 @@ class Trainer:
         now = time.perf_counter()
         values["speed/images_per_s"] = (p.images - self._window[1]) / max(now - self._window[0], 1e-9)
         values["progress/epoch"] = p.epoch + p.batch * self.cfg.train.batch_size / len(self.data)
+        if self.cfg.optim.decay != "none":
+            values["optim/lr_g"] = self.ctx.opt_g.param_groups[0]["lr"]
+            values["optim/lr_d"] = self.ctx.opt_d.param_groups[0]["lr"]
         self._window = (now, p.images)
         if bad is not None:
             self._report(reporter, values)
@@ -215,6 +241,17 @@ class Trainer:
         for text in health.messages(list(self.history)):
             reporter.message(text)
         return True
+
+    def _evaluate(self, reporter: Reporter) -> None:
+        """Score the sample network (eval.every); keep the checkpoint in RUN_DIR/best when it is the best so far."""
+        p, ev = self.progress, self.evaluator
+        values = ev(self.sample_network())
+        reporter.scalars(p.g_steps, p.images, values)
+        shown = ", ".join(f"{k[5:]}={v:.4g}" for k, v in values.items())
+        if ev.improved(values):
+            path = ev.keep(values, p.images, self.save_checkpoint)
+            shown += f"; best {ev.key} so far, kept as {path}"
+        reporter.message(f"eval at {p.images} images: {shown}")
 
     def _report(self, reporter: Reporter, values: dict) -> None:
         p = self.progress
@@ -232,7 +269,7 @@ class Trainer:
         """Statistics of G's fixed-noise samples (eval mode: no batch-norm statistics change, no RNG drawn)."""
         was_training = self.G.training
         self.G.eval()
-        x = self.G(self.z_fixed).float()
+        x = self.G(*self.grid_inputs).float()
         self.G.train(was_training)
         return health.sample_stats(x, self.reference)
 
@@ -268,8 +305,13 @@ class Trainer:
                          f"of {t.max_rollbacks})")
 
     def _set_learning_rates(self) -> tuple:
-        """lr = configured lr * rollback_lr_factor ** rollbacks, computed afresh so resume stays exact."""
+        """lr = configured lr * rollback_lr_factor ** rollbacks * decay(progress), computed afresh from the
+        progress so that resume stays exact."""
         scale = self.cfg.train.rollback_lr_factor ** self.progress.rollbacks
+        o = self.cfg.optim
+        if o.decay == "linear":  # 1 until decay_start of the run, then linearly to 0 at its end
+            done = self.progress.images / self.total_images
+            scale *= min(1.0, (1.0 - done) / (1.0 - o.decay_start))
         lrs = (self.cfg.optim.lr_g * scale, self.cfg.optim.lr_d * scale)
         for opt, lr in zip((self.ctx.opt_g, self.ctx.opt_d), lrs):
             for group in opt.param_groups:
@@ -286,7 +328,7 @@ class Trainer:
         G = self.sample_network()
         was_training = G.training
         G.eval()
-        images = G(self.z_fixed).float().add(1).div(2).clamp(0, 1).cpu()
+        images = G(*self.grid_inputs).float().add(1).div(2).clamp(0, 1).cpu()
         G.train(was_training)
         nrow = max(1, int(math.sqrt(images.shape[0])))
         path = self.run_dir / "samples" / f"{name or f'epoch_{self.progress.epoch:03d}'}.png"
@@ -308,7 +350,8 @@ class Trainer:
         return Reporter(sinks)
 
     # ---- checkpoints -------------------------------------------------------------------
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self, folder: Optional[Path] = None) -> Path:
+        """A checkpoint in RUN_DIR/checkpoints (keeping the newest train.keep_checkpoints) or in ``folder``."""
         c = self.ctx
         tensors = {**ck.module_tensors("G", self.G), **ck.module_tensors("D", self.D)}
         if self.ema is not None:
@@ -323,15 +366,22 @@ class Trainer:
             "image_shape": list(self.data.image_shape),
             "classes": list(self.data.classes),
             "dataset": self.data.name,
+            "speed": self.speed.to_dict(),
+            "grad_scalers": scaler_states(self._scalers()),
         }
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.noise"] = c.noise.get_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        if folder is not None:
+            return ck.save_checkpoint(folder, _checkpoint_name(self.progress.images), tensors, meta)
         folder = self.run_dir / "checkpoints"
         path = ck.save_checkpoint(folder, _checkpoint_name(self.progress.images), tensors, meta)
         ck.prune(folder, self.cfg.train.keep_checkpoints)
         return path
+
+    def _scalers(self) -> dict:
+        return {"D": self.ctx.scaler_d, "G": self.ctx.scaler_g}
 
     def _checkpoint_bytes(self) -> int:
         """Approximate size of one checkpoint: G, D, EMA-G and Adam's two moments per parameter."""
@@ -351,6 +401,7 @@ class Trainer:
                 self.ema.updates = meta["ema_updates"]
             self.ctx.opt_g.load_state_dict(ck.unflatten_optimizer(meta["optim"]["G"], tensors))
             self.ctx.opt_d.load_state_dict(ck.unflatten_optimizer(meta["optim"]["D"], tensors))
+            load_scaler_states(self._scalers(), meta.get("grad_scalers"))
             torch.set_rng_state(tensors["rng.torch"].cpu())
             self.ctx.noise.set_state(tensors["rng.noise"].cpu())
             if "rng.cuda" in tensors and self.device.type == "cuda":

@@ -8,16 +8,31 @@ know the `Objective` only through ``loss_d``/``loss_g``: they never ask which
 objective, network or penalty they run. Statistics are returned as detached
 tensors and turned into numbers by the caller only on logged steps, so a step
 never waits for the device.
+
+Mixed precision (see `precision`): network passes run inside ``ctx.autocast()``;
+D's logits are cast to fp32 before the objective and penalties run outside
+autocast on the eager D, so losses, penalties and their gradients stay fp32.
+With fp16, ``scaler_d``/``scaler_g`` scale the losses. In fp32 every cast is a no-op.
+
+Conditional runs pass a label batch: D scores (x_real, y_real) and (x_fake, y_fake),
+with y_fake drawn by ``ctx.sample_labels`` from the training noise generator. When
+D also returns class logits (AC-GAN), D descends ``ac_weight * CE(classes(x_real),
+y_real)`` and G ``ac_weight * CE(classes(G(z, y_fake)), y_fake)``; D's class loss
+uses real images only, so D is never rewarded for reading a fake's requested label.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Callable, Optional
+from functools import partial
+from typing import Callable, ContextManager, Optional
 
 import torch
+import torch.nn.functional as F
 
 from ..objectives import Objective
 from ..penalties import clip_weights
+from .precision import uncompiled
 
 
 @dataclass
@@ -35,6 +50,11 @@ class StepContext:
     clip: float
     noise: torch.Generator            # all sampling randomness of training
     z_dim: int
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext  # wraps network passes (mixed precision)
+    scaler_d: Optional[torch.amp.GradScaler] = None  # fp16 loss scaling, else None
+    scaler_g: Optional[torch.amp.GradScaler] = None
+    sample_labels: Optional[Callable] = None  # conditional runs: fn(n, device, generator) -> y (n,); else None
+    ac_weight: float = 0.0            # weight of the auxiliary class loss (used when D returns class logits)
 
 
 def sample_z(n: int, z_dim: int, device, generator: torch.Generator) -> torch.Tensor:
@@ -49,24 +69,37 @@ def grad_norm(module: torch.nn.Module) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
+def discriminate(D: torch.nn.Module, x: torch.Tensor, y: Optional[torch.Tensor]) -> tuple:
+    """(logits (N,), class logits (N, K) or None); an unconditional D (y None) is called as D(x)."""
+    return (D(x), None) if y is None else D.outputs(x, y)
+
+
 def d_step(ctx: StepContext, x_real: torch.Tensor, x_fake: torch.Tensor, d_step_index: int,
-           measure: bool) -> dict:
-    """One D update on a real batch and a (detached) fake batch."""
+           measure: bool, y_real: Optional[torch.Tensor] = None, y_fake: Optional[torch.Tensor] = None) -> dict:
+    """One D update on a real batch and a (detached) fake batch, with their labels in conditional runs."""
     x_fake = x_fake.detach()
-    d_real, d_fake = ctx.D(x_real), ctx.D(x_fake)
+    with ctx.autocast():
+        (d_real, c_real), (d_fake, _) = discriminate(ctx.D, x_real, y_real), discriminate(ctx.D, x_fake, y_fake)
+    d_real, d_fake = d_real.float(), d_fake.float()
     loss_d = ctx.objective.loss_d(d_real, d_fake)
     loss = loss_d
     stats = {}
+    if c_real is not None:
+        loss_ac = F.cross_entropy(c_real.float(), y_real)
+        loss = loss + ctx.ac_weight * loss_ac
+        stats["loss/ac_d"] = loss_ac.detach()
     if ctx.penalty is not None and ctx.penalty_weight > 0 and d_step_index % ctx.penalty_every == 0:
-        pen = ctx.penalty(ctx.D, x_real, x_fake, ctx.noise).mean()
+        # fp32 and eager: double backward does not run through compiled graphs.
+        # Conditional: the penalty differentiates D(., y_real) (gp scores its interpolates with y_real).
+        critic = uncompiled(ctx.D) if y_real is None else partial(uncompiled(ctx.D), y=y_real)
+        pen = ctx.penalty(critic, x_real.float(), x_fake.float(), ctx.noise).mean()
         # Lazy regularisation: scale by the interval so the average strength stays the same.
         loss = loss + ctx.penalty_weight * ctx.penalty_every * pen
         stats["loss/penalty"] = pen.detach()
-    ctx.opt_d.zero_grad(set_to_none=True)
-    loss.backward()
+    _backward(loss, ctx.opt_d, ctx.scaler_d)
     if measure:
         stats["grad_norm/d"] = grad_norm(ctx.D)
-    ctx.opt_d.step()
+    _step(ctx.opt_d, ctx.scaler_d)
     if ctx.clip > 0:
         clip_weights(ctx.D, ctx.clip)
     if measure:
@@ -76,33 +109,67 @@ def d_step(ctx: StepContext, x_real: torch.Tensor, x_fake: torch.Tensor, d_step_
     return stats
 
 
-def g_step(ctx: StepContext, x_fake: torch.Tensor, measure: bool) -> dict:
+def g_step(ctx: StepContext, x_fake: torch.Tensor, measure: bool, y_fake: Optional[torch.Tensor] = None) -> dict:
     """One G update through D (whose weights are not updated here)."""
     ctx.D.requires_grad_(False)
     try:
-        loss_g = ctx.objective.loss_g(ctx.D(x_fake))
-        ctx.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        with ctx.autocast():
+            d_fake, c_fake = discriminate(ctx.D, x_fake, y_fake)
+        loss_g = ctx.objective.loss_g(d_fake.float())
+        loss = loss_g
+        if c_fake is not None:
+            loss_ac = F.cross_entropy(c_fake.float(), y_fake)
+            loss = loss + ctx.ac_weight * loss_ac
+        _backward(loss, ctx.opt_g, ctx.scaler_g)
     finally:
         ctx.D.requires_grad_(True)
     stats = {"loss/g": loss_g.detach(), "grad_norm/g": grad_norm(ctx.G)} if measure else {}
-    ctx.opt_g.step()
+    if measure and c_fake is not None:
+        stats["loss/ac_g"] = loss_ac.detach()
+    _step(ctx.opt_g, ctx.scaler_g)
     return stats
 
 
-def train_iteration(ctx: StepContext, real_batches: list, d_steps_done: int, measure: bool) -> dict:
+def _backward(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: Optional[torch.amp.GradScaler]) -> None:
+    """Gradients of ``loss`` into the parameters of ``opt``, unscaled (fp16) so they can be measured."""
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        return
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+
+
+def _step(opt: torch.optim.Optimizer, scaler: Optional[torch.amp.GradScaler]) -> None:
+    """One optimiser step; with fp16, skipped on Inf/NaN gradients and the loss scale adapted."""
+    if scaler is None:
+        opt.step()
+        return
+    scaler.step(opt)
+    scaler.update()
+
+
+def train_iteration(ctx: StepContext, real_batches: list, d_steps_done: int, measure: bool,
+                    real_labels: Optional[list] = None) -> dict:
     """n_critic D steps (one real batch each), then one G step.
 
     The fake batch of the last D step is generated with G's graph kept and reused by
-    the G step, which saves one G forward pass per iteration.
+    the G step, which saves one G forward pass per iteration. Conditional runs
+    (``ctx.sample_labels`` set) need ``real_labels``, one (N,) batch per real batch;
+    each fake batch's labels are drawn right after its z, from the same generator.
     """
     stats: dict = {}
     device = real_batches[0].device
+    if (ctx.sample_labels is None) != (real_labels is None):
+        raise ValueError("a conditional run needs real_labels; an unconditional one takes none")
+    y_real = y_fake = None
     for i, x_real in enumerate(real_batches):
         z = sample_z(x_real.shape[0], ctx.z_dim, device, ctx.noise)
+        if real_labels is not None:
+            y_real, y_fake = real_labels[i], ctx.sample_labels(x_real.shape[0], device, ctx.noise)
         last = i == len(real_batches) - 1
-        with torch.set_grad_enabled(last):
-            x_fake = ctx.G(z)
-        stats.update(d_step(ctx, x_real, x_fake, d_steps_done + i, measure and last))
-    stats.update(g_step(ctx, x_fake, measure))
+        with torch.set_grad_enabled(last), ctx.autocast():
+            x_fake = ctx.G(z) if y_fake is None else ctx.G(z, y_fake)
+        stats.update(d_step(ctx, x_real, x_fake, d_steps_done + i, measure and last, y_real, y_fake))
+    stats.update(g_step(ctx, x_fake, measure, y_fake))
     return stats
