@@ -78,10 +78,10 @@ def test_sample_statistics_against_the_data():
     same = health.sample_stats(x[:100], ref)
     assert 0.95 < same["samples/diversity"] < 1.05
     assert same["samples/classes_missing"] == 0.0
-    one = health.sample_stats(x[y == 2][:20] * 1.0001, ref)
+    one = health.sample_stats(x[y == 2].repeat(3, 1, 1, 1) * 1.0001, ref)
     assert one["samples/classes_missing"] == 4.0
     assert health.sample_stats(x[:1].expand(20, -1, -1, -1), ref)["samples/diversity"] == 0.0
-    assert "samples/classes_missing" not in health.sample_stats(x[:14], ref)  # < 3 samples per class
+    assert "samples/classes_missing" not in health.sample_stats(x[:99], ref)  # < 20 samples per class
 
 
 def _run(tmp_path, tiny_data, *extra, epochs=10):

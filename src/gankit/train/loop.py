@@ -84,6 +84,9 @@ class Trainer:
         grid_gen = torch.Generator(self.device).manual_seed(cfg.train.seed + 2)
         self.z_fixed = sample_z(cfg.train.grid_size, cfg.model.z_dim, self.device, grid_gen)
         self.grid_inputs = (self.z_fixed, *grid_labels(self.G, cfg.train.grid_size, self.device))
+        health_gen = torch.Generator(self.device).manual_seed(cfg.train.seed + 3)  # no training stream drawn
+        self.health_inputs = (sample_z(health.SAMPLES, cfg.model.z_dim, self.device, health_gen),
+                              *grid_labels(self.G, health.SAMPLES, self.device))
         self.progress = Progress()
         self.total_images = cfg.train.images or int(round(cfg.train.epochs * self.images_per_epoch))
         self.reference = health.Reference.of(self.data.x, self.data.y)
@@ -269,7 +272,7 @@ class Trainer:
         """Statistics of G's fixed-noise samples (eval mode: no batch-norm statistics change, no RNG drawn)."""
         was_training = self.G.training
         self.G.eval()
-        x = self.G(*self.grid_inputs).float()
+        x = self.G(*self.health_inputs).float()
         self.G.train(was_training)
         return health.sample_stats(x, self.reference)
 
