@@ -130,3 +130,40 @@ def test_linear_decay_holds_then_brings_both_learning_rates_to_zero(tmp_path, ti
     assert lr_g[21] == pytest.approx(0.001 * 0.95) and lr_g[-1] == pytest.approx(0.001 * 0.05)
     assert all(a > b for a, b in zip(lr_g[20:], lr_g[21:]))
     assert [r["optim/lr_d"] for r in rows] == pytest.approx([2 * v for v in lr_g])
+
+
+def test_top_k_g_step_learns_only_from_the_fakes_d_rates_highest():
+    from gankit.objectives import get_objective
+    from gankit.train.steps import StepContext, g_step
+
+    torch.manual_seed(0)
+    G = torch.nn.Linear(3, 2)
+    scores = torch.tensor([[3.0, -2.0]])  # D(x) = 3 x0 - 2 x1: a linear critic, fixed
+    D = torch.nn.Linear(2, 1, bias=False)
+    D.weight.data.copy_(scores)
+
+    class Flat(torch.nn.Module):  # D(x) -> (N,)
+        def __init__(self):
+            super().__init__()
+            self.inner = D
+
+        def forward(self, x):
+            return self.inner(x).squeeze(1)
+
+    objective = get_objective("non-saturating")
+    z = torch.randn(8, 3)
+    ctx = StepContext(G, Flat(), objective, torch.optim.SGD(G.parameters(), lr=0.0),
+                      torch.optim.SGD(D.parameters(), lr=0.0), None, 0.0, 1, 0.0, torch.Generator(), 3, g_topk=0.25)
+    g_step(ctx, G(z), measure=False)
+    got = [p.grad.clone() for p in G.parameters()]
+    logits = Flat()(G(z))
+    top = logits.topk(2).indices  # 0.25 of 8
+    expected = torch.autograd.grad(objective.loss_g(logits[top]), list(G.parameters()))
+    assert all(torch.allclose(a, b) for a, b in zip(got, expected))
+    everything = torch.autograd.grad(objective.loss_g(Flat()(G(z))), list(G.parameters()))
+    assert not torch.allclose(got[0], everything[0])
+
+
+def test_g_topk_out_of_range_is_refused():
+    with pytest.raises(GankitError, match=r"train.g_topk must be in \(0, 1\]"):
+        resolve("mnist-dcgan", ("train.g_topk=0",))

@@ -80,6 +80,7 @@ class TrainConfig:
     images: int = 0                   # ... or in real images seen (wins when > 0)
     batch_size: int = 128
     n_critic: int = 1                 # D steps per G step; each D step consumes one real batch
+    g_topk: float = 1.0               # fraction of fakes G learns from, those D rates most real (1: all)
     seed: int = 0                     # same seed + config on CPU gives the same losses
     ema: float = 0.0                  # decay of the moving average of G's weights (0: off)
     ema_start: int = 0                # images seen before the average starts tracking G
@@ -195,6 +196,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     checks = [
         (t.batch_size >= 1, "train.batch_size must be at least 1"),
         (t.n_critic >= 1, "train.n_critic must be at least 1"),
+        (0 < t.g_topk <= 1, "train.g_topk must be in (0, 1]: the fraction of fakes G learns from"),
         (t.epochs > 0 or t.images > 0, "train.epochs or train.images must be positive"),
         (t.images >= 0, "train.images must not be negative"),
         (0.0 <= t.ema < 1.0, "train.ema must be in [0, 1)"),

@@ -80,6 +80,7 @@ class Trainer:
         # conditional runs: fake labels from the noise generator; None (nothing drawn) otherwise
         self.ctx.sample_labels = make_label_sampler(cfg.train.fake_labels, self.G, self.data.y)
         self.ctx.ac_weight = cfg.objective.ac_weight
+        self.ctx.g_topk = cfg.train.g_topk
         self.ema = EMA(self.G, cfg.train.ema) if cfg.train.ema > 0 else None
         grid_gen = torch.Generator(self.device).manual_seed(cfg.train.seed + 2)
         self.z_fixed = sample_z(cfg.train.grid_size, cfg.model.z_dim, self.device, grid_gen)

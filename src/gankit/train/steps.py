@@ -55,6 +55,7 @@ class StepContext:
     scaler_g: Optional[torch.amp.GradScaler] = None
     sample_labels: Optional[Callable] = None  # conditional runs: fn(n, device, generator) -> y (n,); else None
     ac_weight: float = 0.0            # weight of the auxiliary class loss (used when D returns class logits)
+    g_topk: float = 1.0               # G learns from this fraction of its fakes: those D rates most real
 
 
 def sample_z(n: int, z_dim: int, device, generator: torch.Generator) -> torch.Tensor:
@@ -115,7 +116,10 @@ def g_step(ctx: StepContext, x_fake: torch.Tensor, measure: bool, y_fake: Option
     try:
         with ctx.autocast():
             d_fake, c_fake = discriminate(ctx.D, x_fake, y_fake)
-        loss_g = ctx.objective.loss_g(d_fake.float())
+        d_fake = d_fake.float()
+        if ctx.g_topk < 1.0:  # top-k training (Sinha et al. 2020): no gradient from the fakes D rejects most
+            d_fake = d_fake.topk(max(1, round(ctx.g_topk * d_fake.shape[0]))).values
+        loss_g = ctx.objective.loss_g(d_fake)
         loss = loss_g
         if c_fake is not None:
             loss_ac = F.cross_entropy(c_fake.float(), y_fake)
