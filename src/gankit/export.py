@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .errors import GankitError, did_you_mean
+from .nets.conditional import cycle_labels
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -68,7 +69,7 @@ def plan_labels(n_classes: int, n: int, label: Optional[int] = None, per_class: 
         if not 0 <= label < n_classes:
             raise GankitError(f"--class must be in 0..{n_classes - 1}, got {label}")
         return torch.full((n,), int(label), dtype=torch.long)
-    return torch.arange(n) % n_classes
+    return cycle_labels(n_classes, n)
 
 
 def resolve_class(value: Optional[str], class_names: list) -> Optional[int]:

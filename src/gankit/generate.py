@@ -8,7 +8,7 @@ import torch
 from .config import from_dict
 from .errors import GankitError
 from .latent import latent_codes
-from .nets.conditional import n_classes_of
+from .nets.conditional import cycle_labels, n_classes_of
 from .train import build_models, load_checkpoint, pick_device
 from .train.checkpoint import find_run_checkpoint, load_module
 
@@ -26,25 +26,19 @@ def load_generator(run_dir, checkpoint: Optional[str] = None, device: str = "aut
     return G.to(dev).eval(), meta
 
 
-def default_labels(G: torch.nn.Module, n: int) -> Optional[torch.Tensor]:
-    """Labels 0, 1, ..., K-1, 0, 1, ... (n,) for a conditional G (every class equally often); None otherwise."""
-    k = n_classes_of(G)
-    return torch.arange(n) % k if k else None
-
-
 @torch.no_grad()
 def generate(G: torch.nn.Module, n: int, seed: int = 0, batch_size: int = 500, labels: Optional[torch.Tensor] = None,
              truncation: Optional[float] = None) -> torch.Tensor:
     """n images (n, C, H, W) in [-1, 1] from z ~ N(0, I) drawn with ``seed`` (on the CPU, so any device agrees).
 
     Image i comes from row i of ``latent_codes(n, z_dim, seed, truncation)`` and, for a conditional G, label
-    ``labels[i]`` (default: `default_labels`). Images are computed in batches of ``batch_size`` codes.
+    ``labels[i]`` (default: every class equally often, `cycle_labels`). Images are computed in batches of ``batch_size`` codes.
     """
     if n < 1:
         raise GankitError(f"--n must be at least 1, got {n}")
     k = n_classes_of(G)
     if labels is None:
-        labels = default_labels(G, n)
+        labels = cycle_labels(k, n)
     elif k == 0:
         raise GankitError("this run is unconditional: it takes no class; drop --class/--per-class")
     elif len(labels) != n or int(labels.min()) < 0 or int(labels.max()) >= k:

@@ -1,6 +1,10 @@
 """Networks. G(z) -> images in [-1, 1]; D(x) -> logits of shape (N,). No losses here."""
 from __future__ import annotations
 
+import contextlib
+
+import torch.nn as nn
+
 from ..errors import GankitError, did_you_mean
 from ._layers import ACTIVATIONS, NORMS, activation, check_norm
 from .dcgan import DCGANDiscriminator, DCGANGenerator
@@ -10,6 +14,18 @@ ARCHITECTURES = {
     "mlp": (MLPGenerator, MLPDiscriminator),
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
 }
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """``module`` in eval mode (batch norm uses its running statistics and updates nothing) for the block,
+    then back in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def build_networks(arch: str, z_dim: int, image_shape: tuple, width_g: int, width_d: int,
@@ -31,4 +47,5 @@ def build_networks(arch: str, z_dim: int, image_shape: tuple, width_g: int, widt
 
 
 __all__ = ["ACTIVATIONS", "ARCHITECTURES", "NORMS", "DCGANDiscriminator", "DCGANGenerator",
-           "MLPDiscriminator", "MLPGenerator", "build_networks"]
+           "MLPDiscriminator", "MLPGenerator", "build_networks",
+           "eval_mode"]

@@ -149,3 +149,8 @@ def build_conditional(build, conditional: str, n_classes: int, embed_dim: int, a
 def n_classes_of(G: nn.Module) -> int:
     """K for a conditional generator, 0 for an unconditional one."""
     return int(getattr(G, "n_classes", 0))
+
+
+def cycle_labels(n_classes: int, n: int, device=None) -> Optional[torch.Tensor]:
+    """Labels 0, 1, ..., K-1, 0, 1, ... (n,): every class equally often; None for K = 0 (unconditional)."""
+    return torch.arange(n, device=device) % n_classes if n_classes else None

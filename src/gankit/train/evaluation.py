@@ -21,6 +21,7 @@ import torch
 
 from ..config import RunConfig
 from ..errors import GankitError
+from ..nets import eval_mode
 from . import checkpoint as ck
 
 BEST = "best"
@@ -39,11 +40,11 @@ class PeriodicEval:
             raise GankitError("eval.metrics is empty; name at least one metric, e.g. --set eval.metrics=fid,cs")
         with torch.random.fork_rng(devices=[]):  # training the classifier on first need draws numbers
             self.scorer = Scorer(dataset, cfg.data.data_dir, names, progress=cfg.train.progress)
-        heads = {k: b for m in self.scorer.metrics for k, b in zip(m.keys, m.better)}
-        if self.key and self.key not in heads:
+        better = {k: b for m in self.scorer.metrics for k, b in zip(m.keys, m.better)}  # headline key -> sense
+        if self.key and self.key not in better:
             raise GankitError(f"eval.best={self.key!r} is not a headline value of eval.metrics={e.metrics!r}; "
-                              f"choose one of {', '.join(heads)} or set eval.best=''")
-        self.better = heads.get(self.key)
+                              f"choose one of {', '.join(better)} or set eval.best=''")
+        self.heads, self.better = list(better), better.get(self.key)
         self.folder = Path(run_dir) / BEST
         self.best = self._read_best()
 
@@ -56,16 +57,9 @@ class PeriodicEval:
         """{'eval/<key>': value} for G's samples; G is put back in the mode it was in."""
         from ..generate import generate
 
-        was_training = G.training
-        G.eval()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                x = generate(G, self.n, seed=self.seed)
-                values = self.scorer.score(x, seed=self.seed, n_boot=0)
-        finally:
-            G.train(was_training)
-        heads = [k for m in self.scorer.metrics for k in m.keys]
-        return {f"eval/{k}": float(values[k]) for k in heads}
+        with eval_mode(G), torch.random.fork_rng(devices=[]):
+            values = self.scorer.score(generate(G, self.n, seed=self.seed), seed=self.seed, n_boot=0)
+        return {f"eval/{k}": float(values[k]) for k in self.heads}
 
     def improved(self, values: dict) -> bool:
         """Whether ``values`` beats the best so far by ``eval.best`` (always False without one)."""

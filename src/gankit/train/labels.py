@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import torch
 
 from ..errors import GankitError
-from ..nets.conditional import n_classes_of
+from ..nets.conditional import cycle_labels, n_classes_of
 
 
 def class_frequencies(y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -48,5 +48,5 @@ def grid_labels(G: torch.nn.Module, n: int, device) -> tuple:
 
     Drawn from no generator, so the grid of an unconditional run is exactly what it was.
     """
-    k = n_classes_of(G)
-    return (torch.arange(n, device=device) % k,) if k else ()
+    y = cycle_labels(n_classes_of(G), n, device)
+    return () if y is None else (y,)

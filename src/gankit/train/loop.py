@@ -28,6 +28,7 @@ from .. import __version__
 from ..config import RunConfig, diff, from_dict, read_yaml
 from ..data import ImageData, load_dataset
 from ..errors import GankitError
+from ..nets import eval_mode
 from ..penalties import penalty_fn
 from . import checkpoint as ck
 from . import health
@@ -97,8 +98,7 @@ class Trainer:
         if resume:
             self._restore(ck.latest_checkpoint(self.run_dir / "checkpoints"))
         _write_run_dir(self.run_dir, cfg, resume, force)
-        rows = truncate_jsonl(self.run_dir / "metrics.jsonl", self.progress.images if resume else -1)
-        self.history.extend(r for r in rows if not is_eval_row(r))
+        self._reload_history(self.progress.images if resume else -1)
         if self.objective.needs_lipschitz and cfg.objective.penalty != "gp" and cfg.objective.clip == 0:
             print(f"warning: objective {self.objective.name} needs a Lipschitz critic; set objective.penalty=gp "
                   f"or objective.clip=0.01", flush=True)
@@ -257,6 +257,13 @@ class Trainer:
             shown += f"; best {ev.key} so far, kept as {path}"
         reporter.message(f"eval at {p.images} images: {shown}")
 
+    def _reload_history(self, images: int) -> None:
+        """Cut metrics.jsonl back to ``images`` (-1: empty it) and refill the health monitors' history from
+        it as an uninterrupted run holds it: training rows only, not the rows of evaluations."""
+        rows = truncate_jsonl(self.run_dir / "metrics.jsonl", images)
+        self.history.clear()
+        self.history.extend(r for r in rows if not is_eval_row(r))
+
     def _report(self, reporter: Reporter, values: dict) -> None:
         p = self.progress
         reporter.scalars(p.g_steps, p.images, values)
@@ -271,10 +278,8 @@ class Trainer:
     @torch.no_grad()
     def _sample_health(self) -> dict:
         """Statistics of G's fixed-noise samples (eval mode: no batch-norm statistics change, no RNG drawn)."""
-        was_training = self.G.training
-        self.G.eval()
-        x = self.G(*self.health_inputs).float()
-        self.G.train(was_training)
+        with eval_mode(self.G):
+            x = self.G(*self.health_inputs).float()
         return health.sample_stats(x, self.reference)
 
     def _checkpoint(self, reporter: Reporter) -> bool:
@@ -300,8 +305,7 @@ class Trainer:
         self._restore(last)
         p.rollbacks = rollbacks
         lr_g, lr_d = self._set_learning_rates()
-        self.history.clear()
-        self.history.extend(truncate_jsonl(self.run_dir / "metrics.jsonl", p.images))
+        self._reload_history(p.images)
         self._report(reporter, {"health/rollback": float(rollbacks), "optim/lr_g": lr_g, "optim/lr_d": lr_d})
         self._window = (time.perf_counter(), p.images)
         reporter.message(f"{where}; rolled back to {last.name} (step {p.g_steps}, {p.images} images) with learning "
@@ -329,11 +333,8 @@ class Trainer:
 
     @torch.no_grad()
     def _save_grid(self, reporter: Reporter, name: Optional[str] = None) -> None:
-        G = self.sample_network()
-        was_training = G.training
-        G.eval()
-        images = G(*self.grid_inputs).float().add(1).div(2).clamp(0, 1).cpu()
-        G.train(was_training)
+        with eval_mode(self.sample_network()) as G:
+            images = G(*self.grid_inputs).float().add(1).div(2).clamp(0, 1).cpu()
         nrow = max(1, int(math.sqrt(images.shape[0])))
         path = self.run_dir / "samples" / f"{name or f'epoch_{self.progress.epoch:03d}'}.png"
         path.parent.mkdir(exist_ok=True)
