@@ -46,6 +46,12 @@ class ModelConfig:
     conditional: str = "none"         # none | concat | projection | ac
     n_classes: int = 0                # label count of a conditional model (0: the dataset's class count)
     embed_dim: int = 32               # size of G's label embedding, joined to z
+    # Unconditional, no labels: G reads a categorical code c in [0, codes) from z's first coordinate
+    # (gankit.nets.coded). What makes G use it: code_kind=clusters conditions D (by projection) on k-means
+    # clusters of the training images; code_kind=info gives D a head predicting c from G's images
+    # (InfoGAN; needs objective.info_weight > 0). codes=0: off.
+    codes: int = 0
+    code_kind: str = "clusters"       # clusters | info
 
 
 @dataclass
@@ -60,6 +66,7 @@ class ObjectiveConfig:
     penalty_every: int = 1            # apply the penalty every N D steps (lazy regularisation)
     clip: float = 0.0                 # WGAN weight clipping to [-clip, clip] after each D step (0: off)
     ac_weight: float = 0.0            # AC-GAN: weight of the class cross-entropy in D's and G's losses (0: off)
+    info_weight: float = 0.0          # model.codes: weight of the code cross-entropy in D's and G's losses
 
 
 @dataclass
@@ -246,6 +253,7 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 
 CONDITIONINGS = ("none", "concat", "projection", "ac")
+CODE_KINDS = ("clusters", "info")
 
 
 def _validate_conditional(cfg: RunConfig) -> None:
@@ -266,6 +274,23 @@ def _validate_conditional(cfg: RunConfig) -> None:
         hint = ("a concat D sees the label it would predict; use model.conditional=projection or ac"
                 if m.conditional == "concat" else "set model.conditional=ac or projection")
         raise GankitError(f"objective.ac_weight={ac} needs a class head on D: {hint}")
+    info = cfg.objective.info_weight
+    if m.codes < 0 or m.codes == 1 or info < 0:
+        raise GankitError("model.codes must be 0 (off) or at least 2, and objective.info_weight must not be "
+                          "negative")
+    if m.code_kind not in CODE_KINDS:
+        raise GankitError(f"model.code_kind must be one of {', '.join(CODE_KINDS)}, got {m.code_kind!r}"
+                          f"{did_you_mean(m.code_kind, CODE_KINDS)}")
+    if m.codes and m.conditional != "none":
+        raise GankitError("model.codes is for unconditional models (the code stands in for labels); "
+                          "set model.codes=0 or model.conditional=none")
+    if m.codes and m.z_dim < 2:
+        raise GankitError("model.codes reads the code from z's first coordinate and needs model.z_dim >= 2")
+    info_codes = bool(m.codes) and m.code_kind == "info"
+    if info_codes != (info > 0):
+        raise GankitError("model.code_kind=info and objective.info_weight go together: an InfoGAN code needs the "
+                          "loss that makes G use it (e.g. model.codes=10 model.code_kind=info "
+                          "objective.info_weight=1.0), and the loss needs such a code")
 
 
 def parse_override(text: str) -> tuple:

@@ -6,6 +6,7 @@ import torch
 from ..config import RunConfig
 from ..errors import GankitError
 from ..nets import build_networks
+from ..nets.coded import build_coded
 from ..nets.conditional import build_conditional
 from ..objectives import Objective, get_objective
 
@@ -21,13 +22,18 @@ def build_objective(cfg: RunConfig) -> Objective:
 
 
 def build_models(cfg: RunConfig, image_shape: tuple, n_classes: int = 0):
-    """(G, D) for the config; conditional models get ``model.n_classes`` labels, or ``n_classes`` (the data's)."""
+    """(G, D) for the config; conditional models get ``model.n_classes`` labels, or ``n_classes`` (the data's).
+
+    Coded models (``model.codes``) wrap the base pair as `gankit.nets.coded.build_coded` does.
+    """
     m = cfg.model
 
     def build(z_dim: int, shape: tuple):
         return build_networks(m.arch, z_dim, shape, m.width_g, m.width_d, m.norm_g, m.norm_d, m.act_g, m.act_d,
                               depth_d=m.depth_d)
 
+    if m.codes:
+        return build_coded(build, m.code_kind, m.codes, m.z_dim, tuple(image_shape), m.norm_d)
     if m.conditional == "none":
         return build(m.z_dim, image_shape)
     return build_conditional(build, m.conditional, m.n_classes or n_classes, m.embed_dim,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -22,13 +23,17 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 from torchvision.utils import make_grid, save_image
 
 from .. import __version__
 from ..config import RunConfig, diff, from_dict, read_yaml
 from ..data import ImageData, load_dataset
+from ..data.clusters import kmeans_clusters
 from ..errors import GankitError
 from ..nets import eval_mode
+from ..nets.coded import code_function
 from ..penalties import penalty_fn
 from . import checkpoint as ck
 from . import health
@@ -40,6 +45,9 @@ from .precision import load_scaler_states, resolve_speed, scaler_states
 from .evaluation import PeriodicEval, is_eval_row
 from .reporting import JsonlSink, LogSink, ProgressSink, Reporter, TensorBoardSink, truncate_jsonl
 from .steps import StepContext, sample_z, train_iteration
+
+CLUSTERS_FILE = "clusters.safetensors"  # cluster-coded runs: each training image's cluster and the shares
+
 
 @dataclass
 class Progress:
@@ -69,6 +77,11 @@ class Trainer:
         self.evaluator = PeriodicEval(cfg, self.run_dir, self.data.name) if cfg.eval.every > 0 else None
         torch.manual_seed(cfg.train.seed)
         G, D = build_models(cfg, self.data.image_shape, len(self.data.classes))
+        # cluster-coded runs: each training image's cluster (D's label for it) and the clusters' shares (G's prior)
+        self.real_codes: Optional[torch.Tensor] = None
+        if cfg.model.codes and cfg.model.code_kind == "clusters":
+            self.real_codes, shares = self._clusters(resume)
+            G.code_probs.copy_(shares)
         self.G, self.D = self.speed.prepare(G.to(self.device)), self.speed.prepare(D.to(self.device))
         opt_g, opt_d = build_optimizers(cfg, self.G, self.D, self.device)
         noise = torch.Generator(self.device).manual_seed(cfg.train.seed + 1)
@@ -82,6 +95,8 @@ class Trainer:
         self.ctx.sample_labels = make_label_sampler(cfg.train.fake_labels, self.G, self.data.y)
         self.ctx.ac_weight = cfg.objective.ac_weight
         self.ctx.g_topk = cfg.train.g_topk
+        self.ctx.code_of, self.ctx.info_weight = code_function(self.G), cfg.objective.info_weight
+        self.ctx.codes_as_labels = self.real_codes is not None
         self.ema = EMA(self.G, cfg.train.ema) if cfg.train.ema > 0 else None
         grid_gen = torch.Generator(self.device).manual_seed(cfg.train.seed + 2)
         self.z_fixed = sample_z(cfg.train.grid_size, cfg.model.z_dim, self.device, grid_gen)
@@ -98,10 +113,29 @@ class Trainer:
         if resume:
             self._restore(ck.latest_checkpoint(self.run_dir / "checkpoints"))
         _write_run_dir(self.run_dir, cfg, resume, force)
+        if self.real_codes is not None and not resume:
+            ck.atomic_write(self.run_dir / CLUSTERS_FILE, st_save(
+                {"cluster": self.real_codes.cpu(), "share": G.code_probs.double().cpu()}))
         self._reload_history(self.progress.images if resume else -1)
         if self.objective.needs_lipschitz and cfg.objective.penalty != "gp" and cfg.objective.clip == 0:
             print(f"warning: objective {self.objective.name} needs a Lipschitz critic; set objective.penalty=gp "
                   f"or objective.clip=0.01", flush=True)
+
+    def _clusters(self, resume: bool) -> tuple:
+        """(cluster of each training image (N,) on the device, shares (K,)): k-means for a new run, the run's
+        own file on resume (the same split whatever the thread count)."""
+        path, k = self.run_dir / CLUSTERS_FILE, self.cfg.model.codes
+        if resume and path.is_file():
+            saved = st_load(path.read_bytes())
+            cluster, share = saved["cluster"], saved["share"]
+            if cluster.shape != (len(self.data),) or share.shape != (k,):
+                raise GankitError(f"{path} does not match this run's data ({len(self.data)} images) and "
+                                  f"model.codes={k}; resume with the same data and config")
+        else:
+            print(f"clustering {len(self.data)} training images into {k} codes (PCA + k-means)", file=sys.stderr,
+                  flush=True)
+            cluster, share = kmeans_clusters(self.data.x, k, self.cfg.train.seed)
+        return cluster.to(self.device), share
 
     def _load_data(self, data: Optional[ImageData]) -> ImageData:
         cfg, d = self.cfg, self.cfg.data
@@ -195,7 +229,8 @@ class Trainer:
             self._order = (p.epoch, self.data.epoch_order(self.cfg.train.seed, p.epoch))
         idx = self._order[1][p.batch * bs:(p.batch + n) * bs]
         p.batch += n
-        labels = list(self.data.y.index_select(0, idx).split(bs)) if self.ctx.sample_labels is not None else None
+        source = self.real_codes if self.real_codes is not None else self.data.y
+        labels = list(source.index_select(0, idx).split(bs)) if self.ctx.labelled else None
         return list(self.data.x.index_select(0, idx).split(bs)), labels
 
     def _end_epoch(self, reporter: Reporter) -> None:
