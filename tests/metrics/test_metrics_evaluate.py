@@ -34,7 +34,7 @@ def test_evaluate_images_reports_values_floor_and_provenance(cache):
         assert isinstance(out[key], (float, int)) and np.isfinite(out[key]), key
         assert key in out["floor"]
     p = out["provenance"]
-    assert p["extractor"] == "gankit-digits-classifier-v1" and len(p["extractor_hash"]) == 64
+    assert p["extractor"] == "gankit-digits-classifier-v2" and len(p["extractor_hash"]) == 64
     assert (p["n_generated"], p["n_reference"], p["reference_split"]) == (120, 180, "test")
     assert p["floor"] == {"real_split": "train", "n": 120, "reference_split": "test", "seed": 0}
     assert "Inception-v3 weights not available" in out["notes"][0]

@@ -4,6 +4,14 @@ It plays two roles: its softmax gives classifier scores and class histograms,
 and its penultimate layer (128 features) is the offline feature extractor.
 Each cached classifier is identified by the SHA-256 of its weights, which is
 recorded with every score computed from it.
+
+Besides the dataset's K classes it learns one more, "not an image of this
+dataset", from generic non-images made on the fly (`non_images`: flat fields,
+pixel noise, smooth noise, scrambled real images). A classifier that has only
+ever seen digits maps any input somewhere among the digits: recipe version 1 put
+a flat grey image (what an untrained generator draws) inside the k-NN balls of
+ten real digits, so precision called it perfect. The extra class gives such
+inputs features of their own. Scores use the K class logits only (``forward``).
 """
 from __future__ import annotations
 
@@ -23,26 +31,40 @@ from ..data._idx import default_cache_dir
 from ..errors import GankitError
 
 FEATURE_DIM = 128
-RECIPE = {"epochs": 3, "batch_size": 128, "lr": 1e-3, "seed": 0, "shift": 2, "version": 1}
+# version 2: one more class for non-images, a quarter of each batch (see the module docstring)
+RECIPE = {"epochs": 3, "batch_size": 128, "lr": 1e-3, "seed": 0, "shift": 2, "non_images": 0.25, "version": 2}
 
 
 class DomainClassifier(nn.Module):
-    """x (N, C, H, W) in [-1, 1] -> logits (N, n_classes); ``features`` -> (N, 128)."""
+    """x (N, C, H, W) in [-1, 1] -> logits (N, n_classes); ``features`` -> (N, 128).
+
+    The head has n_classes + 1 outputs, the last for "not an image of the dataset"; ``forward`` and
+    ``logits`` return the n_classes class logits, ``all_logits`` all of them (for training).
+    """
 
     def __init__(self, channels: int = 1, size: int = 28, n_classes: int = 10):
         super().__init__()
+        self.n_classes = n_classes
         self.body = nn.Sequential(
             nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
             nn.MaxPool2d(2),  # state size: 32 x size/2 x size/2
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 64 x size/4 x size/4
             nn.Flatten(), nn.Linear(64 * (size // 4) ** 2, FEATURE_DIM), nn.ReLU())
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURE_DIM, n_classes))
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURE_DIM, n_classes + 1))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits (N, n_classes) from features (N, 128); the non-image logit is left out."""
+        return self.head(features)[:, :self.n_classes]
+
+    def all_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, n_classes + 1) logits, the last for non-images."""
         return self.head(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.features(x))
 
 
 def weights_hash(model: nn.Module) -> str:
@@ -61,6 +83,25 @@ def _random_shift(x: torch.Tensor, shift: int, g: torch.Generator) -> torch.Tens
     padded = F.pad(x, (shift,) * 4, value=-1.0)
     dx, dy = torch.randint(0, 2 * shift + 1, (2,), generator=g).tolist()
     return padded[:, :, dy:dy + h, dx:dx + w]
+
+
+def non_images(like: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Images (N, C, H, W) in [-1, 1] shaped like ``like`` that are no dataset's images, one kind each, drawn
+    from ``g``: flat fields with faint noise, pixel noise, smooth noise (bilinear from 4x4 to 14x14) and
+    ``like``'s own pixels scrambled (same histogram, no shape)."""
+    n, c, h, w = like.shape
+    level = torch.rand(n, 1, 1, 1, generator=g) * 2 - 1
+    amp = torch.rand(n, 1, 1, 1, generator=g)
+    flat = level + 0.1 * amp * torch.randn(n, c, h, w, generator=g)
+    pixel = level + (0.1 + 0.9 * amp) * torch.randn(n, c, h, w, generator=g)
+    low = int(torch.randint(4, 15, (1,), generator=g))
+    smooth = level + (0.2 + 1.8 * amp) * F.interpolate(torch.randn(n, c, low, low, generator=g), size=(h, w),
+                                                       mode="bilinear", align_corners=False)
+    perm = torch.rand(n, c * h * w, generator=g).argsort(1)
+    scrambled = like.reshape(n, -1).gather(1, perm).reshape(n, c, h, w)
+    kind = torch.randint(0, 4, (n, 1, 1, 1), generator=g)
+    out = torch.where(kind == 0, flat, torch.where(kind == 1, pixel, torch.where(kind == 2, smooth, scrambled)))
+    return out.clamp(-1.0, 1.0)
 
 
 def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: bool = True) -> tuple:
@@ -84,7 +125,10 @@ def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: boo
         for b in range(len(train) // bs):
             idx = order[b * bs:(b + 1) * bs]
             x = _random_shift(train.x[idx], RECIPE["shift"], g)
-            loss = F.cross_entropy(model(x), train.y[idx])
+            n_non = round(RECIPE["non_images"] * bs)
+            x = torch.cat([x, non_images(x[:n_non], g)])
+            y = torch.cat([train.y[idx], torch.full((n_non,), len(train.classes), dtype=train.y.dtype)])
+            loss = F.cross_entropy(model.all_logits(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -93,7 +137,9 @@ def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: boo
     bar.close()
     model.eval()
     acc = accuracy(model, test.x, test.y)
-    info = {"dataset": dataset, "test_accuracy": acc, "train_seconds": round(time.time() - start, 1),
+    with torch.no_grad():  # test images the classifier calls non-images (counted as errors nowhere else)
+        rejected = torch.cat([model.all_logits(b).argmax(1) == len(train.classes) for b in test.x.split(1000)])
+    info = {"dataset": dataset, "test_accuracy": acc, "test_rejected": rejected.float().mean().item(), "train_seconds": round(time.time() - start, 1),
             "recipe": RECIPE, "classes": train.classes, "image_shape": list(train.image_shape)}
     return model, info
 

@@ -67,7 +67,7 @@ def domain_extractor(dataset: str, data_dir: Optional[str] = None, train_if_miss
 
     def forward(batch: torch.Tensor) -> tuple:
         f = model.features(batch.contiguous(memory_format=torch.channels_last))
-        return f, model.head(f)
+        return f, model.logits(f)
 
     name = f"gankit-{dataset}-classifier-v{info['recipe']['version']}"
     return Extractor(name, info["hash"], model.head[-1].in_features, forward, info=dict(info))
