@@ -48,6 +48,9 @@ def test_bootstrap_intervals_bracket_the_values():
     cs = classifier_score(logits)["cs"]
     lo, hi = classifier_score_ci(logits, n_boot=100, seed=1)
     assert lo < cs < hi and hi - lo < 0.2 * cs
+    cs10 = classifier_score(logits, splits=10)["cs"]          # lower than cs: p(y) from 200 images per part
+    lo10, hi10 = classifier_score_ci(logits, n_boot=100, seed=1, splits=10)
+    assert lo10 < cs10 < hi10 < hi and cs10 < cs
     kl = class_coverage(logits)["kl_to_uniform"]
     lo, hi = kl_to_uniform_ci(logits, n_boot=100, seed=1)
     assert lo <= kl <= hi
