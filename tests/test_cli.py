@@ -7,7 +7,8 @@ from gankit.cli import main
 
 from conftest import make_tiny_images
 
-TINY = ["--set", "data.name=folder", "--set", "model.width_g=8", "--set", "model.width_d=8", "--set",
+TINY = ["--set", "data.name=folder", "--set", "model.codes=0",
+        "--set", "model.width_g=8", "--set", "model.width_d=8", "--set",
         "model.z_dim=8", "--set", "train.batch_size=8", "--set", "train.progress=false", "--set", "train.grid_size=4"]
 
 

@@ -16,7 +16,8 @@ from gankit.nets.conditional import (ClassifierDiscriminator, ConcatDiscriminato
 from gankit.train import Trainer, build_models, train
 from gankit.train.steps import StepContext, train_iteration
 
-TINY = ("model.width_g=8", "model.width_d=8", "model.z_dim=8", "model.embed_dim=4", "train.batch_size=16",
+TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
+        "model.width_g=8", "model.width_d=8", "model.z_dim=8", "model.embed_dim=4", "train.batch_size=16",
         "train.log_every=1", "train.progress=false", "train.tensorboard=false", "train.grid_size=8",
         "train.ema=0.9", "objective.penalty=none")
 KINDS = [("concat", 0.0), ("projection", 0.0), ("projection", 1.0), ("ac", 1.0)]

@@ -18,7 +18,8 @@ from gankit.train.checkpoint import latest_checkpoint, list_checkpoints, load_ch
 
 from conftest import make_tiny_images
 
-TINY = ("model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.progress=false",
+TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
+        "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.progress=false",
         "train.tensorboard=false", "train.grid_size=16", "objective.penalty=none")
 
 
@@ -119,7 +120,8 @@ def test_divergence_from_the_command_line_is_one_line_with_exit_2(tmp_path, caps
     folder.mkdir()
     for i, img in enumerate(make_tiny_images(16)):
         Image.fromarray(img).save(folder / f"{i}.png")
-    sets = ["data.name=folder", "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=8",
+    sets = ["data.name=folder", "model.codes=0", "model.width_g=8", "model.width_d=8", "model.z_dim=8",
+            "train.batch_size=8",
             "train.progress=false", "train.tensorboard=false", "train.grid_size=4", "optim.lr_d=1e30",
             "optim.lr_g=1e30", "objective.name=least-squares", "train.log_every=1"]
     argv = ["train", "mnist-dcgan", "--data-dir", str(folder), "--run-dir", str(tmp_path / "r"), "--device", "cpu",

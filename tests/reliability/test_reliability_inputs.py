@@ -22,8 +22,8 @@ from gankit.data import _idx, safe_extract
 
 from conftest import make_tiny_images
 
-SETS = ["data.name=folder", "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=8",
-        "train.progress=false", "train.tensorboard=false", "train.grid_size=4"]
+SETS = ["data.name=folder", "model.codes=0", "model.width_g=8", "model.width_d=8", "model.z_dim=8",
+        "train.batch_size=8", "train.progress=false", "train.tensorboard=false", "train.grid_size=4"]
 
 
 def _train_args(data, run, *sets):

@@ -71,7 +71,7 @@ def setup(tmp_path_factory):
 def _argv(folder, run_dir, resume=False, extra=()):
     if resume:
         return ["train", "--resume", str(run_dir)]
-    sets = ["data.name=folder", "data.image_size=8", "model.arch=mlp", "model.width_g=32", "model.width_d=32",
+    sets = ["data.name=folder", "model.codes=0", "data.image_size=8", "model.arch=mlp", "model.width_g=32", "model.width_d=32",
             "model.z_dim=4", f"train.batch_size={BATCH}", "train.log_every=1", "train.ema=0.9", f"train.images={IMAGES}",
             "train.keep_checkpoints=2", "train.progress=false", "train.tensorboard=false", "train.grid_size=4", *extra]
     return ["train", "mnist-dcgan", "--data-dir", str(folder), "--run-dir", str(run_dir), "--device", "cpu",

@@ -19,7 +19,8 @@ from gankit.train.loop import _install_signal_handlers, _restore_signal_handlers
 
 from conftest import make_tiny_images
 
-TINY = ("model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.log_every=1",
+TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
+        "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.log_every=1",
         "train.progress=false", "train.tensorboard=false", "train.grid_size=16", "train.ema=0.9",
         "objective.penalty=none")
 
@@ -52,6 +53,8 @@ def _snapshot(run_dir):
     (("objective.penalty=r1", "objective.penalty_every=3", "train.log_every=3"), 7),  # lazy penalty, unlogged steps
     (("objective.clip=1e-9",), 8),  # health flags on across the stop: the monitors' history comes back too
     (("optim.decay=linear", "optim.decay_start=0.2"), 6),  # learning rates follow the progress
+    (("model.codes=4", "model.code_kind=info", "objective.info_weight=1.0"), 4),  # InfoGAN code and loss
+    (("model.codes=4",), 5),  # cluster codes: D told each image's cluster, the split read back on resume
 ])
 def test_stopped_at_step_k_and_resumed_equals_an_uninterrupted_run(tmp_path, tiny_data, extra, k):
     train(_cfg(*extra), tmp_path / "full", data=tiny_data)
@@ -100,7 +103,8 @@ def image_folder(tmp_path):
 
 
 def _cli_args(folder, run):
-    sets = ["data.name=folder", "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=8",
+    sets = ["data.name=folder", "model.codes=0", "model.width_g=8", "model.width_d=8", "model.z_dim=8",
+            "train.batch_size=8",
             "train.progress=false", "train.grid_size=4", "train.log_every=1", "train.tensorboard=false"]
     return ["train", "mnist-dcgan", "--data-dir", str(folder), "--run-dir", str(run), "--device", "cpu",
             *[a for s in sets for a in ("--set", s)]]
