@@ -7,22 +7,24 @@ from gankit.config import RunConfig
 from gankit.dynamics.kernel import function_space_step, kernel_eigenvalues, load_discriminator, ntk
 from gankit.errors import GankitError
 from gankit.nets import DCGANDiscriminator, MLPDiscriminator
+from gankit.nets.conditional import ClassifierDiscriminator, ConcatDiscriminator, ProjectionDiscriminator
 from gankit.objectives import get_objective
 from gankit.train.checkpoint import module_tensors, save_checkpoint
 
 
-def explicit_kernel(D, x, y):
+def explicit_kernel(D, x, y, x_labels=None, y_labels=None):
     """Oracle: one backward pass per point, parameter gradients stacked into J, then J_x J_y^T."""
     D.eval()
     params = [p for p in D.parameters() if p.requires_grad]
 
-    def rows(points):
+    def rows(points, labels):
         out = []
         for i in range(points.shape[0]):
-            g = torch.autograd.grad(D(points[i:i + 1]).sum(), params)
-            out.append(torch.cat([t.reshape(-1) for t in g]))
+            logit = D(points[i:i + 1]) if labels is None else D(points[i:i + 1], labels[i:i + 1])
+            g = torch.autograd.grad(logit.sum(), params, allow_unused=True)
+            out.append(torch.cat([(torch.zeros_like(p) if t is None else t).reshape(-1) for p, t in zip(params, g)]))
         return torch.stack(out)
-    return rows(x) @ rows(y).T
+    return rows(x, x_labels) @ rows(y, y_labels).T
 
 
 class Linear1D(nn.Module):
@@ -58,6 +60,58 @@ def test_kernel_equals_explicit_jacobian_product(make, shape):
     K_small = ntk(D, x, max_bytes=1)
     assert K_small.numpy() == pytest.approx(explicit_kernel(D, x, x).numpy(), rel=1e-10, abs=1e-10)
     assert K_small.numpy() == pytest.approx(K_small.T.numpy(), abs=1e-12)
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda: ProjectionDiscriminator(DCGANDiscriminator((1, 28, 28), width=4, norm="none"), 3),
+    lambda: ConcatDiscriminator(DCGANDiscriminator((4, 28, 28), width=4, norm="none"), 3),
+    lambda: ClassifierDiscriminator(DCGANDiscriminator((1, 28, 28), width=4, norm="none"), 3),
+])
+def test_kernel_of_a_discriminator_that_takes_labels(wrap):
+    torch.manual_seed(0)
+    D = wrap().double()
+    x, y = torch.randn(6, 1, 28, 28, dtype=torch.float64), torch.randn(4, 1, 28, 28, dtype=torch.float64)
+    lx, ly = torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([2, 2, 0, 1])
+    ref = explicit_kernel(D, x, y, lx, ly)
+    assert ntk(D, x, y, x_labels=lx, y_labels=ly).numpy() == pytest.approx(ref.numpy(), rel=1e-10, abs=1e-10)
+    assert ntk(D, x, x_labels=lx, max_bytes=1).numpy() == pytest.approx(
+        explicit_kernel(D, x, x, lx, lx).numpy(), rel=1e-10, abs=1e-10)
+    if isinstance(D, ProjectionDiscriminator):  # the label is part of the point: another label, another kernel
+        assert not torch.allclose(ntk(D, x, y, x_labels=lx, y_labels=(ly + 1) % 3), ref)
+        step = function_space_step(D, get_objective("non-saturating"), x[:3], x[3:], 1e-6, y_real=lx[:3],
+                                   y_fake=lx[3:])
+        assert step["relative_error"] < 1e-3 and step["predicted"].shape == (6,)
+
+
+def test_kernel_points_of_a_cluster_coded_run_carry_clusters_and_codes(tmp_path, tiny_data, capsys):
+    from gankit.cli import main
+    from gankit.config import resolve
+    from gankit.dynamics.kernel import run_points
+    from gankit.latent import latent_codes
+    from gankit.train import train
+
+    cfg = resolve("mnist-dcgan", ("model.codes=4", "model.width_g=8", "model.width_d=8", "model.z_dim=8",
+                                  "train.batch_size=16", "train.progress=false", "train.tensorboard=false",
+                                  "objective.penalty=none"), **{"train.epochs": 1.0})
+    train(cfg, tmp_path / "run", data=tiny_data)
+    import gankit.data as gdata
+    real_load = gdata.load_dataset
+    gdata.load_dataset = lambda *a, **k: tiny_data  # the kernel reads the training split like the run did
+    try:
+        x_real, x_fake, y_real, y_fake = run_points(tmp_path / "run", cfg, 10, seed=3)
+        assert main(["dynamics", "kernel", str(tmp_path / "run"), "--points", "8", "--step-lr", "1e-5"]) == 0
+    finally:
+        gdata.load_dataset = real_load
+    from safetensors.torch import load as st_load
+    from gankit.generate import load_generator
+    from gankit.train.loop import CLUSTERS_FILE
+
+    clusters = st_load((tmp_path / "run" / CLUSTERS_FILE).read_bytes())["cluster"]
+    idx = torch.randperm(len(tiny_data), generator=torch.Generator().manual_seed(3))[:5]
+    assert torch.equal(y_real, clusters[idx]) and torch.equal(x_real, tiny_data.x[idx].cpu())
+    G, _ = load_generator(tmp_path / "run", device="cpu")
+    assert torch.equal(y_fake, G.codes(latent_codes(5, 8, 3))) and x_fake.shape == (5, 1, 28, 28)
+    assert "relative error" in capsys.readouterr().out
 
 
 def test_kernel_restores_training_mode_and_is_positive_semidefinite():

@@ -85,7 +85,9 @@ def rest_point_infos(f) -> list:
 
 
 def _kernel_setup(args):
-    """(D, objective, x_real, x_fake, description) for the kernel command."""
+    """(D, objective, (x_real, x_fake, y_real, y_fake), toy grid or None, description) for the kernel command.
+
+    The labels are None unless the run's D takes them (see `run_points`)."""
     import torch
 
     from .circling import sample_mixture
@@ -106,14 +108,15 @@ def _kernel_setup(args):
         gen = torch.Generator().manual_seed(args.seed)
         x_real = sample_mixture(args.points // 2, gen)
         x_fake = 2 * torch.rand(args.points - args.points // 2, 1, generator=gen) - 1
-        return D, obj, x_real, x_fake, toy_points(args.points), f"toy MLP D ({args.activation}, {args.norm})"
+        what = f"toy MLP D ({args.activation}, {args.norm})"
+        return D, obj, (x_real, x_fake, None, None), toy_points(args.points), what
     from ..train import build_objective
 
     D, cfg, meta = load_discriminator(args.run_dir, args.checkpoint, init=args.init, seed=args.seed)
     obj = get_objective(args.objective) if args.objective else build_objective(cfg)
-    x_real, x_fake = run_points(args.run_dir, cfg, args.points, args.source, args.seed, args.data_dir, args.checkpoint)
+    points = run_points(args.run_dir, cfg, args.points, args.source, args.seed, args.data_dir, args.checkpoint)
     what = "initial weights" if args.init else f"after {meta['progress']['images']} images"
-    return D, obj, x_real, x_fake, None, f"{cfg.model.arch} D of {args.run_dir} ({what})"
+    return D, obj, points, None, f"{cfg.model.arch} D of {args.run_dir} ({what})"
 
 
 def kernel_report(args) -> tuple:
@@ -122,9 +125,10 @@ def kernel_report(args) -> tuple:
 
     from .kernel import function_space_step, kernel_eigenvalues, ntk
 
-    D, obj, x_real, x_fake, grid, what = _kernel_setup(args)
+    D, obj, (x_real, x_fake, y_real, y_fake), grid, what = _kernel_setup(args)
     points = grid if grid is not None else torch.cat([x_real, x_fake])
-    K = ntk(D, points)
+    labels = None if y_real is None else torch.cat([y_real, y_fake])
+    K = ntk(D, points, x_labels=labels)
     ev = kernel_eigenvalues(K).double().numpy()
     evp = np.clip(ev, 0, None)
     out = {"discriminator": what, "n_points": int(points.shape[0]), "n_real": 0 if grid is not None else len(x_real),
@@ -135,7 +139,7 @@ def kernel_report(args) -> tuple:
              f"effective rank {out['effective_rank']:.3g}; top eigenvalues "
              + ", ".join(f"{v:.4g}" for v in ev[:5])]
     if args.step_lr > 0:
-        step = function_space_step(D, obj, x_real, x_fake, args.step_lr)
+        step = function_space_step(D, obj, x_real, x_fake, args.step_lr, y_real=y_real, y_fake=y_fake)
         out["step_check"] = {"lr": args.step_lr, "objective": obj.name, "relative_error": step["relative_error"],
                              "actual_norm": float(step["actual"].norm())}
         lines.append(f"one gradient step (lr {args.step_lr:g}, {obj.name}): kernel prediction vs actual change of D, "

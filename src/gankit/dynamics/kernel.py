@@ -12,39 +12,65 @@ Points are processed in chunks so that a Jacobian block never exceeds
 ``max_bytes``. The network is evaluated in eval mode, so BatchNorm uses its
 running statistics and spectral normalisation its stored vectors: in training
 mode D(x) would depend on the rest of the batch and K would not be a kernel.
+
+A discriminator that takes labels (conditional runs, and cluster-coded runs whose
+D is told each image's cluster) is a function of the pair (x, y): its kernel is
+K((x, y), (x', y')), and every function here takes the points' labels beside them.
 """
 from __future__ import annotations
 
 import copy
 from typing import Optional
 
+from pathlib import Path
+
 import numpy as np
 import torch
+from safetensors.torch import load as st_load
 from torch.func import functional_call, jacrev, vmap
 
 from ..errors import GankitError
+from ..nets.conditional import cycle_labels, n_classes_of
 from ..objectives import Objective
 
 
-def _jacobian_rows(D: torch.nn.Module, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample gradients of D's logit: x (n, ...) -> (n, P), P = number of parameters."""
-    def logit(p, xi):
-        return functional_call(D, (p, buffers), (xi.unsqueeze(0),)).reshape(())
-    jac = vmap(jacrev(logit), (None, 0))(params, x)
+def _jacobian_rows(D: torch.nn.Module, params: dict, buffers: dict, x: torch.Tensor,
+                   labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-sample gradients of D's logit: x (n, ...) [with labels (n,)] -> (n, P), P = number of parameters."""
+    if labels is None:
+        def logit(p, xi):
+            return functional_call(D, (p, buffers), (xi.unsqueeze(0),)).reshape(())
+        jac = vmap(jacrev(logit), (None, 0))(params, x)
+    else:
+        def logit(p, xi, yi):
+            return functional_call(D, (p, buffers), (xi.unsqueeze(0), yi.unsqueeze(0))).reshape(())
+        jac = vmap(jacrev(logit), (None, 0, 0))(params, x, labels)
     return torch.cat([jac[k].reshape(x.shape[0], -1) for k in params], dim=1)
+
+
+def _take(labels: Optional[torch.Tensor], part: slice) -> Optional[torch.Tensor]:
+    return None if labels is None else labels[part]
+
+
+def logits_of(D: torch.nn.Module, x: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """D(x) (N,), or D(x, labels) for a discriminator that takes labels."""
+    return D(x) if labels is None else D(x, labels)
 
 
 def _chunks(n: int, size: int) -> list:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def ntk(D: torch.nn.Module, x: torch.Tensor, y: Optional[torch.Tensor] = None, max_bytes: int = 2 ** 28) -> torch.Tensor:
+def ntk(D: torch.nn.Module, x: torch.Tensor, y: Optional[torch.Tensor] = None, max_bytes: int = 2 ** 28,
+        x_labels: Optional[torch.Tensor] = None, y_labels: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The empirical NTK of D's logit between point sets.
 
     Args:
         D: a network mapping (N, ...) to logits (N,) (every gankit discriminator).
         x: points (N, ...); y: points (M, ...), default ``x``.
         max_bytes: memory bound for one Jacobian block (points x parameters).
+        x_labels (N,), y_labels (M,): the points' labels, for a D that takes them (default: ``x_labels`` for y
+            when y is x).
     Returns:
         K (N, M) in D's dtype, ``K[i, j] = <grad_theta D(x_i), grad_theta D(y_j)>``.
     """
@@ -57,15 +83,15 @@ def ntk(D: torch.nn.Module, x: torch.Tensor, y: Optional[torch.Tensor] = None, m
         item = next(iter(params.values())).element_size()
         size = max(1, int(max_bytes // max(1, n_params * item)))
         same = y is None
-        y = x if same else y
+        y, y_labels = (x, x_labels) if same else (y, y_labels)
         K = torch.empty(x.shape[0], y.shape[0], dtype=next(iter(params.values())).dtype)
         for a in _chunks(x.shape[0], size):
-            Ja = _jacobian_rows(D, params, buffers, x[a])
+            Ja = _jacobian_rows(D, params, buffers, x[a], _take(x_labels, a))
             for b in _chunks(y.shape[0], size):
                 if same and b.start < a.start:
                     K[a, b] = K[b, a].T
                     continue
-                Jb = Ja if same and b == a else _jacobian_rows(D, params, buffers, y[b])
+                Jb = Ja if same and b == a else _jacobian_rows(D, params, buffers, y[b], _take(y_labels, b))
                 K[a, b] = Ja @ Jb.T
         return K
     finally:
@@ -90,7 +116,8 @@ def objective_gradient(objective: Objective, logits_real: torch.Tensor, logits_f
 
 
 def function_space_step(D: torch.nn.Module, objective: Objective, x_real: torch.Tensor, x_fake: torch.Tensor,
-                        lr: float, x_eval: Optional[torch.Tensor] = None) -> dict:
+                        lr: float, x_eval: Optional[torch.Tensor] = None, y_real: Optional[torch.Tensor] = None,
+                        y_fake: Optional[torch.Tensor] = None, y_eval: Optional[torch.Tensor] = None) -> dict:
     """Compare the kernel's predicted change of D with one real gradient step on J.
 
     Args:
@@ -98,25 +125,28 @@ def function_space_step(D: torch.nn.Module, objective: Objective, x_real: torch.
         x_real (N_r, ...), x_fake (N_f, ...): the batch J is computed on.
         lr: step size of plain gradient ascent on D's parameters.
         x_eval: where to compare (E, ...); default the batch itself (real then fake).
+        y_real, y_fake, y_eval: the points' labels, for a D that takes them.
     Returns:
         ``{"predicted": (E,), "actual": (E,), "relative_error": float}`` with
         predicted = lr * K(x_eval, batch) dJ/dD(batch), actual = D'(x_eval) - D(x_eval).
     """
     D_eval = copy.deepcopy(D).eval()
     batch = torch.cat([x_real, x_fake])
-    x_eval = batch if x_eval is None else x_eval
+    y_batch = None if y_real is None else torch.cat([y_real, y_fake])
+    if x_eval is None:
+        x_eval, y_eval = batch, y_batch
     with torch.no_grad():
-        g = objective_gradient(objective, D_eval(x_real), D_eval(x_fake))
-        before = D_eval(x_eval)
-    predicted = lr * ntk(D_eval, x_eval, batch) @ g
-    J = -objective.loss_d(D_eval(x_real), D_eval(x_fake))
+        g = objective_gradient(objective, logits_of(D_eval, x_real, y_real), logits_of(D_eval, x_fake, y_fake))
+        before = logits_of(D_eval, x_eval, y_eval)
+    predicted = lr * ntk(D_eval, x_eval, batch, x_labels=y_eval, y_labels=y_batch) @ g
+    J = -objective.loss_d(logits_of(D_eval, x_real, y_real), logits_of(D_eval, x_fake, y_fake))
     params = [p for p in D_eval.parameters() if p.requires_grad]
     step = torch.autograd.grad(J, params, allow_unused=True)
     with torch.no_grad():
         for p, s in zip(params, step):
             if s is not None:
                 p.add_(lr * s)
-        actual = D_eval(x_eval) - before
+        actual = logits_of(D_eval, x_eval, y_eval) - before
     err = float(torch.linalg.vector_norm(predicted - actual) / torch.linalg.vector_norm(actual).clamp_min(1e-300))
     return {"predicted": predicted.detach(), "actual": actual.detach(), "relative_error": err}
 
@@ -137,7 +167,7 @@ def load_discriminator(run_dir, checkpoint: Optional[str] = None, init: bool = F
     cfg = from_dict(meta["config"])
     with torch.random.fork_rng():  # the seed sets D's initial weights without touching global RNG state
         torch.manual_seed(seed)
-        _, D = build_models(cfg, tuple(meta["image_shape"]))
+        _, D = build_models(cfg, tuple(meta["image_shape"]), len(meta.get("classes", [])))
     if not init:
         load_module("D", D, tensors)
     return D.eval(), cfg, meta
@@ -155,28 +185,49 @@ def toy_points(n: int, dim: int = 1, lim: float = 1.0) -> torch.Tensor:
 
 def run_points(run_dir, cfg, n: int, source: str = "mixed", seed: int = 0, data_dir: Optional[str] = None,
                checkpoint: Optional[str] = None) -> tuple:
-    """(x_real (n_r, C, H, W), x_fake (n_f, C, H, W)) for a run's kernel, n = n_r + n_f.
+    """(x_real (n_r, C, H, W), x_fake (n_f, C, H, W), y_real, y_fake) for a run's kernel, n = n_r + n_f.
 
     ``source``: ``"mixed"`` (half training images, half samples of the run's
     generator), ``"real"`` or ``"fake"``. Images are drawn with ``seed``.
+    The labels are None unless the run's D takes them: then y_real holds the
+    training images' labels (their clusters, for a cluster-coded run) and
+    y_fake the labels the samples were drawn with (their codes c(z)).
     """
     from ..data import load_dataset
     from ..generate import generate, load_generator
+    from ..latent import latent_codes
+    from ..train.loop import CLUSTERS_FILE
+
+    clustered = cfg.model.codes > 0 and cfg.model.code_kind == "clusters"
+    labelled = clustered or cfg.model.conditional != "none"
 
     if source not in ("mixed", "real", "fake"):
         raise GankitError(f"--source must be mixed, real or fake, got {source!r}")
     if n < 2:
         raise GankitError(f"--points must be at least 2, got {n}")
     n_real = {"mixed": n // 2, "real": n, "fake": 0}[source]
-    x_real = x_fake = None
+    x_real = x_fake = y_real = y_fake = None
     if n_real:
         d = cfg.data
-        data = load_dataset(d.name, data_dir or d.data_dir, "train", "cpu", d.image_size, d.channels)
+        data = load_dataset(d.name, data_dir or d.data_dir, "train", "cpu", d.image_size, d.channels, d.limit or None)
         idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n_real]
-        x_real = data.x[idx]
+        x_real, y_real = data.x[idx], data.y[idx]
+        if clustered:
+            path = Path(run_dir) / CLUSTERS_FILE
+            if not path.is_file():
+                raise GankitError(f"{path} is missing: the kernel of a cluster-coded D needs each training image's "
+                                  f"cluster; use --source fake")
+            y_real = st_load(path.read_bytes())["cluster"][idx]
     if n - n_real:
         G, _ = load_generator(run_dir, checkpoint, device="cpu")
         x_fake = generate(G, n - n_real, seed=seed)
+        if clustered:  # the codes generate() drew the samples with
+            y_fake = G.codes(latent_codes(n - n_real, G.z_dim, seed))
+        elif labelled:
+            y_fake = cycle_labels(n_classes_of(G), n - n_real)
     shape = (x_real if x_real is not None else x_fake).shape[1:]
-    empty = torch.zeros((0, *shape))
-    return (x_real if x_real is not None else empty), (x_fake if x_fake is not None else empty)
+    empty, no_labels = torch.zeros((0, *shape)), torch.zeros(0, dtype=torch.long)
+    x_real, x_fake = (x_real if x_real is not None else empty), (x_fake if x_fake is not None else empty)
+    if not labelled:
+        return x_real, x_fake, None, None
+    return x_real, x_fake, (y_real if n_real else no_labels), (y_fake if n - n_real else no_labels)

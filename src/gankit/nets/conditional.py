@@ -23,7 +23,6 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..errors import GankitError
 from ._layers import weight_layer
@@ -71,7 +70,9 @@ class ConcatDiscriminator(nn.Module):
         _check_labels(y, x.shape[0])
         n, _, h, w = x.shape
         # state size: C x H x W -> (C + K) x H x W; the maps are constant 0/1 per sample
-        maps = F.one_hot(y, self.n_classes).to(x.dtype)[:, :, None, None].expand(n, self.n_classes, h, w)
+        # (one-hot written as a comparison, which torch.func.vmap can batch: the kernel tools need that)
+        onehot = (y[:, None] == torch.arange(self.n_classes, device=y.device)).to(x.dtype)
+        maps = onehot[:, :, None, None].expand(n, self.n_classes, h, w)
         return self.base(torch.cat([x, maps], dim=1)), None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
