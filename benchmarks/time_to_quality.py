@@ -30,8 +30,9 @@ from _common import machine, peak_memory_mb, sync, write_results  # noqa: E402
 
 SETTINGS = {
     "gankit defaults (mnist-dcgan)": (),
-    "textbook DCGAN": ("objective.penalty=none", "model.norm_d=batch", "optim.lr_g=2e-4", "optim.lr_d=2e-4",
-                       "optim.beta1=0.5", "optim.beta2=0.999", "train.batch_size=128", "train.ema=0"),
+    "textbook DCGAN": ("model.codes=0", "objective.penalty=none", "model.norm_d=batch", "optim.lr_g=2e-4",
+                       "optim.lr_d=2e-4", "optim.beta1=0.5", "optim.beta2=0.999", "train.batch_size=128",
+                       "train.ema=0"),
 }
 
 

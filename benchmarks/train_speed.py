@@ -2,7 +2,8 @@
 
 The reference is the textbook loop written out below: the preset's DCGAN G and D, the non-saturating
 loss with a lazy R1 penalty (weight 0.5 every 4 D steps), Adam(1e-3, betas 0/0.99), an EMA copy of G
-(decay 0.999), batch 64, data already in memory. gankit runs ``mnist-dcgan`` through `Trainer.run()`,
+(decay 0.999), batch 64, data already in memory. gankit runs ``mnist-dcgan`` (without its cluster code,
+``model.codes=0``, which the plain loop does not have) through `Trainer.run()`,
 with everything that includes (logging every 50 steps, health checks, grids, checkpoints). The two are
 timed alternately in this process, in ABBA order, so machine drift cancels in their ratio.
 
@@ -105,8 +106,9 @@ def gankit_trainer(data, steps: int, device: str, workdir: Path, *overrides: str
     from gankit import resolve
     from gankit.train import Trainer
 
-    cfg = resolve("mnist-dcgan", ("train.progress=false", "train.tensorboard=false", f"train.images={steps * BATCH}",
-                                  f"train.device={device}", *overrides))
+    # model.codes=0: the preset's networks without its cluster code, so both sides run the same arithmetic
+    cfg = resolve("mnist-dcgan", ("model.codes=0", "train.progress=false", "train.tensorboard=false",
+                                  f"train.images={steps * BATCH}", f"train.device={device}", *overrides))
     return Trainer(cfg, Path(tempfile.mkdtemp(dir=workdir)), data=data)
 
 
