@@ -40,7 +40,12 @@ from .conditional import ProjectionDiscriminator
 
 
 def codes_from_z(z: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-    """c(z) (N,) int64 in [0, K) from the first coordinate of z (N, d); ``probs`` (K,) is the code prior."""
+    """c(z) (N,) int64 in [0, K) from the first coordinate of z (N, d); ``probs`` (K,) is the code prior.
+
+    Computed in float64, so a code does not depend on the device; MPS has no float64 and uses the CPU.
+    """
+    if z.device.type == "mps":
+        return codes_from_z(z[:, :1].cpu(), probs.cpu()).to(z.device)
     u = 0.5 * (1.0 + torch.erf(z[:, 0].double() / math.sqrt(2.0)))
     edges = probs.to(device=z.device, dtype=torch.float64).cumsum(0)[:-1]
     return torch.searchsorted(edges, u, right=True)

@@ -115,7 +115,7 @@ class Trainer:
         _write_run_dir(self.run_dir, cfg, resume, force)
         if self.real_codes is not None and not resume:
             ck.atomic_write(self.run_dir / CLUSTERS_FILE, st_save(
-                {"cluster": self.real_codes.cpu(), "share": G.code_probs.double().cpu()}))
+                {"cluster": self.real_codes.cpu(), "share": G.code_probs.cpu().double()}))
         self._reload_history(self.progress.images if resume else -1)
         if self.objective.needs_lipschitz and cfg.objective.penalty != "gp" and cfg.objective.clip == 0:
             print(f"warning: objective {self.objective.name} needs a Lipschitz critic; set objective.penalty=gp "
