@@ -9,8 +9,8 @@ from gankit import GankitError, resolve
 from gankit.generate import generate, load_generator
 from gankit.nets import DCGANDiscriminator, DCGANGenerator
 from gankit.data.clusters import kmeans_clusters
-from gankit.nets.coded import CodedGenerator, CodeHeadDiscriminator, code_function, codes_from_z
-from gankit.nets.conditional import ProjectionDiscriminator
+from gankit.nets.coded import CodedGenerator, code_function, codes_from_z
+from gankit.nets.conditional import ClassifierDiscriminator, ProjectionDiscriminator
 from gankit.train import Trainer, build_models, train
 from gankit.train.loop import CLUSTERS_FILE
 
@@ -44,7 +44,7 @@ def test_coded_wrappers_shapes_and_what_changes_the_output():
     torch.manual_seed(0)
     G, D = build_models(_cfg(*CODED), (1, 28, 28))
     assert isinstance(G, CodedGenerator) and isinstance(G.base, DCGANGenerator)
-    assert isinstance(D, CodeHeadDiscriminator) and isinstance(D.base, DCGANDiscriminator)
+    assert isinstance(D, ClassifierDiscriminator) and isinstance(D.base, DCGANDiscriminator)
     assert G.z_dim == 8 and G.base.z_dim == 8 - 1 + 4
     G.eval()
     z = torch.randn(6, 8)
@@ -124,10 +124,10 @@ def test_the_code_head_learns_only_from_the_code_loss(tiny_data, tmp_path):
     heads = {}
     for weight in (0.0, 1.0):
         t = Trainer(_cfg(*CODED, "train.images=64"), tmp_path / str(weight), data=tiny_data)
-        init = t.D.codes.weight.detach().clone()
+        init = t.D.classes.weight.detach().clone()
         t.ctx.info_weight = weight
         t.run()
-        heads[weight] = (init, t.D.codes.weight.detach())
+        heads[weight] = (init, t.D.classes.weight.detach())
     assert torch.equal(heads[0.0][0], heads[1.0][0])            # same seed, same start
     assert torch.equal(*heads[0.0])                              # no code loss: the head never moves
     assert not torch.equal(*heads[1.0])

@@ -35,8 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._layers import weight_layer
-from .conditional import ProjectionDiscriminator
+from .conditional import ClassifierDiscriminator, ProjectionDiscriminator
 
 
 def codes_from_z(z: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
@@ -76,31 +75,14 @@ class CodedGenerator(nn.Module):
         return self.base(torch.cat([z[:, 1:], onehot], dim=1))
 
 
-class CodeHeadDiscriminator(nn.Module):
-    """D(x) = base(x), logits (N,); ``outputs(x)`` adds the code logits Q(x) (N, K) from the same features."""
-
-    def __init__(self, base: nn.Module, n_codes: int, norm: str = "none"):
-        super().__init__()
-        self.base, self.n_codes = base, n_codes
-        self.image_shape = base.image_shape
-        self.codes = weight_layer(nn.Linear(base.feature_dim, n_codes), norm)
-
-    def outputs(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> tuple:
-        assert y is None, "a coded D is unconditional: it takes no labels"
-        phi = self.base.features(x)
-        return self.base.head(phi).squeeze(1), self.codes(phi)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x)
-
-
 def build_coded(build, kind: str, n_codes: int, z_dim: int, image_shape: tuple, norm_d: str) -> tuple:
     """(CodedGenerator, D) around the base pair ``build(z_dim - 1 + K, image_shape)``.
 
-    D is a `CodeHeadDiscriminator` for ``info`` codes and a `ProjectionDiscriminator` for ``clusters``.
+    D is AC-GAN's `ClassifierDiscriminator` (its class head is the code head Q, called without labels) for
+    ``info`` codes and a `ProjectionDiscriminator` for ``clusters``.
     """
     G0, D0 = build(z_dim - 1 + n_codes, image_shape)
-    D = CodeHeadDiscriminator(D0, n_codes, norm_d) if kind == "info" else ProjectionDiscriminator(
+    D = ClassifierDiscriminator(D0, n_codes, norm_d) if kind == "info" else ProjectionDiscriminator(
         D0, n_codes, norm=norm_d)
     return CodedGenerator(G0, n_codes), D
 

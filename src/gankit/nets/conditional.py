@@ -15,6 +15,8 @@ Notation: K classes, y (N,) int64 labels in [0, K), e(y) a learned label embeddi
 Every conditional D has ``forward(x, y) -> logits (N,)`` and ``outputs(x, y) ->
 (logits (N,), class logits (N, K) or None)``; the class head exists when the
 config asks for an auxiliary classifier. The networks know nothing of losses.
+ClassifierDiscriminator never reads y, so it also serves as InfoGAN's D with a
+code head (`gankit.nets.coded`), called without labels.
 """
 from __future__ import annotations
 
@@ -107,7 +109,10 @@ class ProjectionDiscriminator(nn.Module):
 
 
 class ClassifierDiscriminator(nn.Module):
-    """AC-GAN's D: unconditional logits head(phi(x)) (N,) and class logits (N, K) from phi = base.features."""
+    """AC-GAN's D: unconditional logits head(phi(x)) (N,) and class logits (N, K) from phi = base.features.
+
+    The logits do not depend on y, which may be omitted (InfoGAN's code head); given, it is checked.
+    """
 
     def __init__(self, base: nn.Module, n_classes: int, norm: str = "none"):
         super().__init__()
@@ -115,12 +120,13 @@ class ClassifierDiscriminator(nn.Module):
         self.image_shape = base.image_shape
         self.classes = weight_layer(nn.Linear(base.feature_dim, n_classes), norm)
 
-    def outputs(self, x: torch.Tensor, y: torch.Tensor) -> tuple:
-        _check_labels(y, x.shape[0])
+    def outputs(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> tuple:
+        if y is not None:
+            _check_labels(y, x.shape[0])
         phi = self.base.features(x)
         return self.base.head(phi).squeeze(1), self.classes(phi)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         return self.outputs(x, y)[0]
 
 
