@@ -22,6 +22,16 @@ def make_tiny_images(n: int = 64, size: int = 28, channels: int = 1, seed: int =
     return images[..., 0] if channels == 1 else images
 
 
+def write_image_folder(folder, n: int, **kwargs):
+    """``folder`` (created) holding ``make_tiny_images(n, **kwargs)`` as 0.png, 1.png, ...; returns it."""
+    from PIL import Image
+
+    folder.mkdir()
+    for i, img in enumerate(make_tiny_images(n, **kwargs)):
+        Image.fromarray(img).save(folder / f"{i}.png")
+    return folder
+
+
 @pytest.fixture
 def tiny_data() -> ImageData:
     from gankit.data import to_tensor_images

@@ -1,11 +1,10 @@
 """The gankit command, run in-process: train on a tiny image folder, sample, and clear errors."""
 import numpy as np
 import pytest
-from PIL import Image
 
 from gankit.cli import main
 
-from conftest import make_tiny_images
+from conftest import write_image_folder
 
 TINY = ["--set", "data.name=folder", "--set", "model.codes=0",
         "--set", "model.width_g=8", "--set", "model.width_d=8", "--set",
@@ -15,9 +14,7 @@ TINY = ["--set", "data.name=folder", "--set", "model.codes=0",
 @pytest.fixture
 def image_folder(tmp_path):
     folder = tmp_path / "imgs"
-    folder.mkdir()
-    for i, img in enumerate(make_tiny_images(16)):
-        Image.fromarray(img).save(folder / f"{i}.png")
+    write_image_folder(folder, 16)
     return folder
 
 

@@ -83,7 +83,7 @@ def test_kernel_of_a_discriminator_that_takes_labels(wrap):
         assert step["relative_error"] < 1e-3 and step["predicted"].shape == (6,)
 
 
-def test_kernel_points_of_a_cluster_coded_run_carry_clusters_and_codes(tmp_path, tiny_data, capsys):
+def test_kernel_points_of_a_cluster_coded_run_carry_clusters_and_codes(tmp_path, tiny_data, capsys, monkeypatch):
     from gankit.cli import main
     from gankit.config import resolve
     from gankit.dynamics.kernel import run_points
@@ -94,14 +94,10 @@ def test_kernel_points_of_a_cluster_coded_run_carry_clusters_and_codes(tmp_path,
                                   "train.batch_size=16", "train.progress=false", "train.tensorboard=false",
                                   "objective.penalty=none"), **{"train.epochs": 1.0})
     train(cfg, tmp_path / "run", data=tiny_data)
-    import gankit.data as gdata
-    real_load = gdata.load_dataset
-    gdata.load_dataset = lambda *a, **k: tiny_data  # the kernel reads the training split like the run did
-    try:
-        x_real, x_fake, y_real, y_fake = run_points(tmp_path / "run", cfg, 10, seed=3)
-        assert main(["dynamics", "kernel", str(tmp_path / "run"), "--points", "8", "--step-lr", "1e-5"]) == 0
-    finally:
-        gdata.load_dataset = real_load
+    # the kernel reads the training split like the run did
+    monkeypatch.setattr("gankit.data.load_dataset", lambda *a, **k: tiny_data)
+    x_real, x_fake, y_real, y_fake = run_points(tmp_path / "run", cfg, 10, seed=3)
+    assert main(["dynamics", "kernel", str(tmp_path / "run"), "--points", "8", "--step-lr", "1e-5"]) == 0
     from safetensors.torch import load as st_load
     from gankit.generate import load_generator
     from gankit.train.loop import CLUSTERS_FILE

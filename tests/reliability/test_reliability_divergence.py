@@ -9,14 +9,13 @@ import math
 
 import pytest
 import torch
-from PIL import Image
 
 from gankit import GankitError, resolve
 from gankit.cli import main
 from gankit.train import Trainer, train
 from gankit.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
-from conftest import make_tiny_images
+from conftest import write_image_folder
 
 TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
         "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.progress=false",
@@ -117,9 +116,7 @@ def test_rollbacks_are_capped(tmp_path, tiny_data):
 
 def test_divergence_from_the_command_line_is_one_line_with_exit_2(tmp_path, capsys):
     folder = tmp_path / "imgs"
-    folder.mkdir()
-    for i, img in enumerate(make_tiny_images(16)):
-        Image.fromarray(img).save(folder / f"{i}.png")
+    write_image_folder(folder, 16)
     sets = ["data.name=folder", "model.codes=0", "model.width_g=8", "model.width_d=8", "model.z_dim=8",
             "train.batch_size=8",
             "train.progress=false", "train.tensorboard=false", "train.grid_size=4", "optim.lr_d=1e30",

@@ -14,13 +14,12 @@ import tarfile
 import zipfile
 
 import pytest
-from PIL import Image
 
 from gankit import GankitError
 from gankit.cli import main
 from gankit.data import _idx, safe_extract
 
-from conftest import make_tiny_images
+from conftest import write_image_folder
 
 SETS = ["data.name=folder", "model.codes=0", "model.width_g=8", "model.width_d=8", "model.z_dim=8",
         "train.batch_size=8", "train.progress=false", "train.tensorboard=false", "train.grid_size=4"]
@@ -45,9 +44,7 @@ class Boom:
 def world(tmp_path_factory):
     """A finished run, an image folder and assorted bad files, shared by every case."""
     w = tmp_path_factory.mktemp("inputs")
-    (w / "imgs").mkdir()
-    for i, img in enumerate(make_tiny_images(16)):
-        Image.fromarray(img).save(w / "imgs" / f"{i}.png")
+    write_image_folder(w / "imgs", 16)
     assert main(_train_args(w / "imgs", w / "run", "train.epochs=1")) == 0
     (w / "notes").mkdir()
     shutil.copytree(w / "imgs", w / "notes", dirs_exist_ok=True)

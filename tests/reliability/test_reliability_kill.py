@@ -19,12 +19,11 @@ import sys
 import time
 
 import pytest
-from PIL import Image
 
 from gankit.cli import main
 from gankit.train.checkpoint import latest_checkpoint, load_checkpoint
 
-from conftest import make_tiny_images
+from conftest import write_image_folder
 
 KILLS = 60          # kills that find a committed checkpoint on disk (kills before a run's first one do not count)
 BATCH = 16          # the whole image folder: one G step per epoch, so a checkpoint after every step and
@@ -49,9 +48,7 @@ def _child(argv, stderr_path=None, max_file_bytes=None):
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("kill")
     folder = root / "imgs"
-    folder.mkdir()
-    for i, img in enumerate(make_tiny_images(16, size=12)):
-        Image.fromarray(img).save(folder / f"{i}.png")
+    write_image_folder(folder, 16, size=12)
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # the forkserver and real processes: same arithmetic as each other
     ctx = multiprocessing.get_context("forkserver")

@@ -9,7 +9,6 @@ import signal
 
 import pytest
 import torch
-from PIL import Image
 
 from gankit import GankitError, resolve
 from gankit.cli import main
@@ -17,7 +16,7 @@ from gankit.train import Trainer, train
 from gankit.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from gankit.train.loop import _install_signal_handlers, _restore_signal_handlers
 
-from conftest import make_tiny_images
+from conftest import write_image_folder
 
 TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
         "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.log_every=1",
@@ -96,9 +95,7 @@ def test_rows_and_files_a_killed_run_left_after_its_checkpoint_are_dropped(tmp_p
 @pytest.fixture
 def image_folder(tmp_path):
     folder = tmp_path / "imgs"
-    folder.mkdir()
-    for i, img in enumerate(make_tiny_images(32)):
-        Image.fromarray(img).save(folder / f"{i}.png")
+    write_image_folder(folder, 32)
     return folder
 
 
