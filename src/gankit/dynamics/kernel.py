@@ -20,9 +20,8 @@ K((x, y), (x', y')), and every function here takes the points' labels beside the
 from __future__ import annotations
 
 import copy
-from typing import Optional
-
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -37,14 +36,11 @@ from ..objectives import Objective
 def _jacobian_rows(D: torch.nn.Module, params: dict, buffers: dict, x: torch.Tensor,
                    labels: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per-sample gradients of D's logit: x (n, ...) [with labels (n,)] -> (n, P), P = number of parameters."""
-    if labels is None:
-        def logit(p, xi):
-            return functional_call(D, (p, buffers), (xi.unsqueeze(0),)).reshape(())
-        jac = vmap(jacrev(logit), (None, 0))(params, x)
-    else:
-        def logit(p, xi, yi):
-            return functional_call(D, (p, buffers), (xi.unsqueeze(0), yi.unsqueeze(0))).reshape(())
-        jac = vmap(jacrev(logit), (None, 0, 0))(params, x, labels)
+    point = (x,) if labels is None else (x, labels)
+
+    def logit(p, *one):  # D at a single point: (x_i,) or (x_i, y_i), each with a batch dimension of 1
+        return functional_call(D, (p, buffers), tuple(t.unsqueeze(0) for t in one)).reshape(())
+    jac = vmap(jacrev(logit), (None,) + (0,) * len(point))(params, *point)
     return torch.cat([jac[k].reshape(x.shape[0], -1) for k in params], dim=1)
 
 
