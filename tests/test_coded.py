@@ -8,11 +8,10 @@ from safetensors.torch import save as st_save
 from gankit import GankitError, resolve
 from gankit.generate import generate, load_generator
 from gankit.nets import DCGANDiscriminator, DCGANGenerator
-from gankit.data.clusters import kmeans_clusters
+from gankit.data.clusters import CLUSTERS_FILE, kmeans_clusters
 from gankit.nets.coded import CodedGenerator, code_function, codes_from_z
 from gankit.nets.conditional import ClassifierDiscriminator, ProjectionDiscriminator
 from gankit.train import Trainer, build_models, train
-from gankit.train.loop import CLUSTERS_FILE
 
 TINY = ("model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.log_every=1",
         "train.progress=false", "train.tensorboard=false", "train.grid_size=8", "train.ema=0.9",

@@ -98,11 +98,10 @@ def test_kernel_points_of_a_cluster_coded_run_carry_clusters_and_codes(tmp_path,
     monkeypatch.setattr("gankit.data.load_dataset", lambda *a, **k: tiny_data)
     x_real, x_fake, y_real, y_fake = run_points(tmp_path / "run", cfg, 10, seed=3)
     assert main(["dynamics", "kernel", str(tmp_path / "run"), "--points", "8", "--step-lr", "1e-5"]) == 0
-    from safetensors.torch import load as st_load
     from gankit.generate import load_generator
-    from gankit.train.loop import CLUSTERS_FILE
+    from gankit.data.clusters import read_clusters
 
-    clusters = st_load((tmp_path / "run" / CLUSTERS_FILE).read_bytes())["cluster"]
+    clusters = read_clusters(tmp_path / "run")[0]
     idx = torch.randperm(len(tiny_data), generator=torch.Generator().manual_seed(3))[:5]
     assert torch.equal(y_real, clusters[idx]) and torch.equal(x_real, tiny_data.x[idx].cpu())
     G, _ = load_generator(tmp_path / "run", device="cpu")

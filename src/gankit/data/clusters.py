@@ -10,11 +10,16 @@ K = 200 (measured with the labels, which the clustering never sees).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 
 from ..errors import GankitError
 
 PCA_DIM = 50
+CLUSTERS_FILE = "clusters.safetensors"  # in a cluster-coded run's folder: each training image's cluster, the shares
 
 
 def kmeans_clusters(x: torch.Tensor, k: int, seed: int) -> tuple:
@@ -32,3 +37,14 @@ def kmeans_clusters(x: torch.Tensor, k: int, seed: int) -> tuple:
     labels = KMeans(k, n_init=1, random_state=seed).fit(feats).labels_
     cluster = torch.from_numpy(labels.astype("int64"))
     return cluster, torch.bincount(cluster, minlength=k).double() / n
+
+
+def clusters_bytes(cluster: torch.Tensor, share: torch.Tensor) -> bytes:
+    """The contents of a run's `CLUSTERS_FILE` (safetensors: int64 'cluster' (N,), float64 'share' (K,))."""
+    return st_save({"cluster": cluster.cpu(), "share": share.cpu().double()})
+
+
+def read_clusters(run_dir) -> tuple:
+    """(cluster (N,), share (K,)) from a run's `CLUSTERS_FILE`; no code runs on load."""
+    saved = st_load((Path(run_dir) / CLUSTERS_FILE).read_bytes())
+    return saved["cluster"], saved["share"]

@@ -25,7 +25,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-from safetensors.torch import load as st_load
 from torch.func import functional_call, jacrev, vmap
 
 from ..errors import GankitError
@@ -192,7 +191,7 @@ def run_points(run_dir, cfg, n: int, source: str = "mixed", seed: int = 0, data_
     from ..data import load_dataset
     from ..generate import generate, load_generator
     from ..latent import latent_codes
-    from ..train.loop import CLUSTERS_FILE
+    from ..data.clusters import CLUSTERS_FILE, read_clusters
 
     clustered = cfg.model.codes > 0 and cfg.model.code_kind == "clusters"
     labelled = clustered or cfg.model.conditional != "none"
@@ -213,7 +212,7 @@ def run_points(run_dir, cfg, n: int, source: str = "mixed", seed: int = 0, data_
             if not path.is_file():
                 raise GankitError(f"{path} is missing: the kernel of a cluster-coded D needs each training image's "
                                   f"cluster; use --source fake")
-            y_real = st_load(path.read_bytes())["cluster"][idx]
+            y_real = read_clusters(run_dir)[0][idx]
     if n - n_real:
         G, _ = load_generator(run_dir, checkpoint, device="cpu")
         x_fake = generate(G, n - n_real, seed=seed)

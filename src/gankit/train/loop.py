@@ -23,14 +23,12 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 from torchvision.utils import make_grid, save_image
 
 from .. import __version__
 from ..config import RunConfig, diff, from_dict, read_yaml
 from ..data import ImageData, load_dataset
-from ..data.clusters import kmeans_clusters
+from ..data.clusters import CLUSTERS_FILE, clusters_bytes, kmeans_clusters, read_clusters
 from ..errors import GankitError
 from ..nets import eval_mode
 from ..nets.coded import code_function
@@ -45,8 +43,6 @@ from .precision import load_scaler_states, resolve_speed, scaler_states
 from .evaluation import PeriodicEval, is_eval_row
 from .reporting import JsonlSink, LogSink, ProgressSink, Reporter, TensorBoardSink, truncate_jsonl
 from .steps import StepContext, sample_z, train_iteration
-
-CLUSTERS_FILE = "clusters.safetensors"  # cluster-coded runs: each training image's cluster and the shares
 
 
 @dataclass
@@ -114,8 +110,7 @@ class Trainer:
             self._restore(ck.latest_checkpoint(self.run_dir / "checkpoints"))
         _write_run_dir(self.run_dir, cfg, resume, force)
         if self.real_codes is not None and not resume:
-            ck.atomic_write(self.run_dir / CLUSTERS_FILE, st_save(
-                {"cluster": self.real_codes.cpu(), "share": G.code_probs.cpu().double()}))
+            ck.atomic_write(self.run_dir / CLUSTERS_FILE, clusters_bytes(self.real_codes, G.code_probs))
         self._reload_history(self.progress.images if resume else -1)
         if self.objective.needs_lipschitz and cfg.objective.penalty != "gp" and cfg.objective.clip == 0:
             print(f"warning: objective {self.objective.name} needs a Lipschitz critic; set objective.penalty=gp "
@@ -126,8 +121,7 @@ class Trainer:
         own file on resume (the same split whatever the thread count)."""
         path, k = self.run_dir / CLUSTERS_FILE, self.cfg.model.codes
         if resume and path.is_file():
-            saved = st_load(path.read_bytes())
-            cluster, share = saved["cluster"], saved["share"]
+            cluster, share = read_clusters(self.run_dir)
             if cluster.shape != (len(self.data),) or share.shape != (k,):
                 raise GankitError(f"{path} does not match this run's data ({len(self.data)} images) and "
                                   f"model.codes={k}; resume with the same data and config")
