@@ -42,7 +42,8 @@ def breakdown(run_dir: str, n: int) -> dict:
 
     from gankit.data import to_tensor_images
     from gankit.export import to_uint8
-    from gankit.generate import generate, load_generator
+    from gankit.generate import generate
+    from gankit.run import load_generator
     from gankit.metrics import DEFAULT_METRICS, get_metrics
     from gankit.metrics.evaluate import load_reference, real_floor
     from gankit.metrics.extractors import domain_extractor
@@ -108,7 +109,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from gankit.errors import GankitError
-    from gankit.generate import load_generator
+    from gankit.run import load_generator
     from gankit.metrics import load_classifier
 
     _, meta = load_generator(args.run_dir, device="cpu")

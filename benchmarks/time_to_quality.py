@@ -102,7 +102,7 @@ def main() -> int:
 
     from gankit.data import load_dataset
     from gankit.metrics import load_classifier
-    from gankit.train import pick_device
+    from gankit.device import pick_device
     from gankit.train.precision import resolve_precision
 
     device = pick_device(args.device)

@@ -190,14 +190,15 @@ def compare(data, args, device, workdir, flags) -> dict:
 
 def step_rate(trainer, data, steps: int, offset: int) -> float:
     """Images/s of ``steps`` bare training iterations (steps + EMA; no logging, grids or checkpoints)."""
-    from gankit.train import train_iteration
+    from gankit.modes import Batch
 
     sync(trainer.device)
     start = time.perf_counter()
+    phase_steps = {"D": offset}  # the lazy R1 schedule counts D steps
     for i in range(steps):
         j = (offset + i) * BATCH % (len(data.x) - BATCH)
-        train_iteration(trainer.ctx, [data.x[j:j + BATCH]], offset + i, False)
-        trainer.ema.update(trainer.G)
+        trainer.stepper.iteration(Batch([data.x[j:j + BATCH]]), offset + i, phase_steps, False)
+        trainer.parts.update_emas(trainer.cfg.train.ema_start)
     sync(trainer.device)
     return steps * BATCH / (time.perf_counter() - start)
 
@@ -283,7 +284,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from gankit.data import load_dataset
-    from gankit.train import pick_device
+    from gankit.device import pick_device
 
     device = pick_device(args.device)
     flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)

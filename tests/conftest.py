@@ -62,3 +62,11 @@ def cache(tmp_path, monkeypatch):
             "image_shape": [1, 28, 28]}
     save_classifier("digits", DomainClassifier(1, 28, 10).eval(), info)
     return tmp_path / "cache"
+
+
+def run_iteration(trainer, xs: list, ys=None, measure: bool = False, index: int = 0) -> dict:
+    """One iteration of ``trainer``'s phases on the real batches ``xs`` (and labels ``ys``): its statistics."""
+    from gankit.modes import Batch
+
+    return trainer.stepper.iteration(Batch(list(xs), None if ys is None else list(ys)), index,
+                                     trainer.progress.phase_steps, measure)

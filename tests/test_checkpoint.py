@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gankit import GankitError
-from gankit.train.checkpoint import latest_checkpoint, load_checkpoint, prune, save_checkpoint
+from gankit.checkpoint import latest_checkpoint, load_checkpoint, prune, save_checkpoint
 
 
 def test_round_trip(tmp_path):
@@ -47,7 +47,7 @@ def test_prune_keeps_the_newest(tmp_path):
 
 
 def test_clean_stale_removes_what_a_killed_writer_left(tmp_path):
-    from gankit.train.checkpoint import clean_stale
+    from gankit.checkpoint import clean_stale
 
     save_checkpoint(tmp_path, "ckpt-000000000001", {"a": torch.zeros(1)}, {})
     (tmp_path / "ckpt-000000000002.safetensors").write_bytes(b"uncommitted")
@@ -59,7 +59,7 @@ def test_clean_stale_removes_what_a_killed_writer_left(tmp_path):
 
 
 def test_rewriting_a_name_uncommits_it_before_replacing_its_tensors(tmp_path, monkeypatch):
-    from gankit.train import checkpoint as ck
+    from gankit import checkpoint as ck
 
     save_checkpoint(tmp_path, "ckpt-000000000001", {"a": torch.zeros(1)}, {})
     save_checkpoint(tmp_path, "ckpt-000000000002", {"a": torch.ones(1)}, {})

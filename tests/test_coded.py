@@ -6,12 +6,14 @@ import torch
 from safetensors.torch import save as st_save
 
 from gankit import GankitError, resolve
-from gankit.generate import generate, load_generator
+from gankit.generate import generate
+from gankit.run import load_generator
 from gankit.nets import DCGANDiscriminator, DCGANGenerator
 from gankit.data.clusters import CLUSTERS_FILE, kmeans_clusters
 from gankit.nets.coded import CodedGenerator, code_function, codes_from_z
 from gankit.nets.conditional import ClassifierDiscriminator, ProjectionDiscriminator
-from gankit.train import Trainer, build_models, train
+from gankit.build import build_models
+from gankit.train import Trainer, train
 
 TINY = ("model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.log_every=1",
         "train.progress=false", "train.tensorboard=false", "train.grid_size=8", "train.ema=0.9",
@@ -81,25 +83,26 @@ def test_a_cluster_coded_run_tells_d_each_image_cluster_and_keeps_the_split(tmp_
     run = tmp_path / "run"
     t = Trainer(_cfg(*CLUSTERED, epochs=2), run, data=tiny_data)
     saved = (run / CLUSTERS_FILE).read_bytes()
-    assert torch.allclose(t.G.code_probs.double(), t.real_codes.bincount(minlength=4).double() / len(tiny_data))
+    assert torch.allclose(t.parts.modules["G"].code_probs.double(), t.mode.real_codes.bincount(minlength=4).double() / len(tiny_data))
     seen = []
-    real_step = t.ctx.D.outputs
+    real_step = t.parts.step_modules["D"].outputs
 
     def spy(x, y):
         seen.append(y.clone())
         return real_step(x, y)
-    t.ctx.D.outputs = spy
+    t.parts.step_modules["D"].outputs = spy
     t.run()
     assert seen and all(y.dtype == torch.int64 and 0 <= y.min() and y.max() < 4 for y in seen)
     assert (run / CLUSTERS_FILE).read_bytes() == saved
     G, _ = load_generator(run, device="cpu")
-    assert torch.equal(G.code_probs, t.G.code_probs.cpu())           # the prior travels with the weights
+    assert torch.equal(G.code_probs, t.parts.modules["G"].code_probs.cpu())           # the prior travels with the weights
     assert generate(G, 6, seed=0).shape == (6, 1, 28, 28)
-    shifted = (t.real_codes.cpu() + 1) % 4                           # a split k-means would not make
-    (run / CLUSTERS_FILE).write_bytes(st_save({"cluster": shifted, "share": t.G.code_probs.double().roll(1)}))
+    shifted = (t.mode.real_codes.cpu() + 1) % 4                           # a split k-means would not make
+    (run / CLUSTERS_FILE).write_bytes(st_save({"cluster": shifted, "share": t.parts.modules["G"].code_probs.double().roll(1)}))
     resumed = Trainer(_cfg(*CLUSTERED, epochs=3), run, data=tiny_data, resume=True, force=True)
-    assert torch.equal(resumed.real_codes.cpu(), shifted)             # read back, not clustered again
-    (run / CLUSTERS_FILE).write_bytes(st_save({"cluster": shifted[:10], "share": t.G.code_probs.double()}))
+    assert torch.equal(resumed.mode.real_codes.cpu(), shifted)             # read back, not clustered again
+    resumed.close()
+    (run / CLUSTERS_FILE).write_bytes(st_save({"cluster": shifted[:10], "share": t.parts.modules["G"].code_probs.double()}))
     with pytest.raises(GankitError, match="does not match this run's data"):
         Trainer(_cfg(*CLUSTERED, epochs=3), run, data=tiny_data, resume=True, force=True)
 
@@ -123,10 +126,13 @@ def test_the_code_head_learns_only_from_the_code_loss(tiny_data, tmp_path):
     heads = {}
     for weight in (0.0, 1.0):
         t = Trainer(_cfg(*CODED, "train.images=64"), tmp_path / str(weight), data=tiny_data)
-        init = t.D.classes.weight.detach().clone()
-        t.ctx.info_weight = weight
+        init = t.parts.modules["D"].classes.weight.detach().clone()
+        for phase in t.stepper.phases:  # the InfoGAN terms' weight, as objective.info_weight would set it
+            for term in phase.terms:
+                if term.name.startswith("info_"):
+                    term.weight = weight
         t.run()
-        heads[weight] = (init, t.D.classes.weight.detach())
+        heads[weight] = (init, t.parts.modules["D"].classes.weight.detach())
     assert torch.equal(heads[0.0][0], heads[1.0][0])            # same seed, same start
     assert torch.equal(*heads[0.0])                              # no code loss: the head never moves
     assert not torch.equal(*heads[1.0])

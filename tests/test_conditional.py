@@ -9,12 +9,14 @@ from PIL import Image
 from gankit import GankitError, resolve
 from gankit.cli import main
 from gankit.export import plan_labels, read_manifest, regenerate
-from gankit.generate import generate, load_generator
+from gankit.generate import generate
+from gankit.run import load_generator
 from gankit.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from gankit.nets.conditional import (ClassifierDiscriminator, ConcatDiscriminator, ConditionalGenerator,
                                      ProjectionDiscriminator)
-from gankit.train import Trainer, build_models, train
-from gankit.train.steps import StepContext, train_iteration
+from gankit.build import build_models
+from gankit.train import Trainer, train
+from conftest import run_iteration
 
 TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
         "model.width_g=8", "model.width_d=8", "model.z_dim=8", "model.embed_dim=4", "train.batch_size=16",
@@ -129,10 +131,10 @@ def test_conditional_runs_are_deterministic_and_resume_exactly(tmp_path, tiny_da
     assert full == _rows(tmp_path / "again") == _rows(tmp_path / "part")
 
 
-def test_real_and_fake_labels_reach_the_discriminator(tiny_data):
+def test_real_and_fake_labels_reach_the_discriminator(tmp_path, tiny_data):
     """D sees each real image with its own label; fake labels come from the noise generator."""
-    cfg = _cfg()
-    G, D = build_models(cfg, tiny_data.image_shape, n_classes=4)
+    t = Trainer(_cfg(), tmp_path / "r", data=tiny_data)
+    D = t.parts.modules["D"]
     seen = []
     original = D.outputs
 
@@ -141,38 +143,29 @@ def test_real_and_fake_labels_reach_the_discriminator(tiny_data):
         return original(x, y)
 
     D.outputs = spy
-    opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
     drawn = []
 
     def labels(n, device, generator):
         drawn.append(torch.randint(0, 4, (n,), generator=generator))
         return drawn[-1]
 
-    from gankit.objectives import get_objective
-    ctx = StepContext(G, D, get_objective("non-saturating"), opt_g, opt_d, None, 0.0, 1, 0.0,
-                      torch.Generator().manual_seed(0), 8, sample_labels=labels)
+    t.mode.cond.sample = labels
     idx = torch.tensor([3, 10, 17, 20])
-    train_iteration(ctx, [tiny_data.x[idx]], 0, False, [tiny_data.y[idx]])
+    run_iteration(t, [tiny_data.x[idx]], [tiny_data.y[idx]])
     (x_real, y_real), (_, y_fake), (_, y_fake_g) = seen
     assert torch.equal(x_real, tiny_data.x[idx]) and torch.equal(y_real, tiny_data.y[idx])
     assert torch.equal(y_fake, drawn[0]) and torch.equal(y_fake_g, drawn[0])
-    with pytest.raises(ValueError, match="needs real_labels"):
-        train_iteration(ctx, [tiny_data.x[idx]], 0, False)
 
 
-def test_an_unconditional_step_draws_only_its_codes(tiny_data):
+def test_an_unconditional_step_draws_only_its_codes(tmp_path, tiny_data):
     """No label is drawn in an unconditional run: the noise stream advances by z alone, as before."""
-    cfg = resolve("mnist-dcgan", TINY)
-    G, D = build_models(cfg, tiny_data.image_shape)
-    from gankit.objectives import get_objective
-    noise = torch.Generator().manual_seed(5)
-    ctx = StepContext(G, D, get_objective("non-saturating"), torch.optim.Adam(G.parameters()),
-                      torch.optim.Adam(D.parameters()), None, 0.0, 1, 0.0, noise, 8)
-    train_iteration(ctx, [tiny_data.x[:16], tiny_data.x[16:32]], 0, True)
+    t = Trainer(resolve("mnist-dcgan", TINY + ("train.n_critic=2",)), tmp_path / "r", data=tiny_data)
+    t.noise.manual_seed(5)
+    run_iteration(t, [tiny_data.x[:16], tiny_data.x[16:32]], measure=True)
     reference = torch.Generator().manual_seed(5)
     torch.randn(16, 8, generator=reference)
     torch.randn(16, 8, generator=reference)
-    assert torch.equal(noise.get_state(), reference.get_state())
+    assert torch.equal(t.noise.get_state(), reference.get_state())
 
 
 # ---- sampling and export ----------------------------------------------------------------------------------

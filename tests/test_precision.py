@@ -8,12 +8,15 @@ import torch
 
 from gankit import GankitError, resolve
 from gankit.cli import main
-from gankit.generate import load_generator
+from gankit.run import load_generator
 from gankit.objectives import get_objective
 from gankit.penalties import penalty_fn
-from gankit.train import StepContext, Trainer, build_models, load_checkpoint, train, train_iteration
+from gankit.build import build_models
+from gankit.checkpoint import load_checkpoint
+from gankit.train import Trainer, train
 from gankit.train import precision as P
-from gankit.train.checkpoint import latest_checkpoint
+from conftest import run_iteration
+from gankit.checkpoint import latest_checkpoint
 
 TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
         "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.log_every=1",
@@ -119,8 +122,8 @@ def test_forced_bf16_trains_with_bf16_networks_and_fp32_losses(tmp_path, tiny_da
     seen = set()
     t = train(_cfg("train.precision=bf16"), tmp_path / "r", data=tiny_data)
     # the trained networks really ran in bf16 under autocast: check one more iteration
-    hook = t.D.body[0].register_forward_hook(lambda m, i, out: seen.add(out.dtype))
-    stats = train_iteration(t.ctx, [tiny_data.x[:16]], 0, True)
+    hook = t.parts.modules["D"].body[0].register_forward_hook(lambda m, i, out: seen.add(out.dtype))
+    stats = run_iteration(t, [tiny_data.x[:16]], measure=True)
     hook.remove()
     assert torch.bfloat16 in seen
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in stats.values())
@@ -130,28 +133,24 @@ def test_forced_bf16_trains_with_bf16_networks_and_fp32_losses(tmp_path, tiny_da
     _, meta = load_checkpoint(latest_checkpoint(tmp_path / "r" / "checkpoints"))
     assert meta["speed"]["precision"] == "bf16"
     assert "precision bf16" in (tmp_path / "r" / "log.txt").read_text()
-    assert all(p.dtype == torch.float32 for p in t.G.parameters())  # weights and Adam states stay fp32
+    assert all(p.dtype == torch.float32 for p in t.parts.modules["G"].parameters())  # weights and Adam states stay fp32
 
 
-def test_fp32_step_equals_the_plain_pytorch_loop(tiny_data):
+def test_fp32_step_equals_the_plain_pytorch_loop(tmp_path, tiny_data):
     """gankit's fp32 iteration (autocast, casts and scalers all no-ops) matches a textbook loop bit for bit."""
-    cfg = _cfg("train.precision=fp32", "objective.penalty=r1", "objective.penalty_every=1")
+    cfg = _cfg("train.precision=fp32", "objective.penalty=r1", "objective.penalty_every=1",
+               "objective.penalty_weight=0.5", "optim.lr_g=1e-3", "optim.lr_d=1e-3", "optim.beta1=0.0",
+               "optim.beta2=0.99", "train.ema=0")
     objective, r1 = get_objective("non-saturating"), penalty_fn("r1")
-
-    def networks():
-        torch.manual_seed(0)
-        G, D = build_models(cfg, (1, 28, 28))
-        opts = [torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.0, 0.99), foreach=True) for m in (G, D)]
-        return G, D, opts
-
-    G, D, (opt_g, opt_d) = networks()
-    ctx = StepContext(G, D, objective, opt_g, opt_d, r1, 0.5, 1, 0.0, torch.Generator().manual_seed(1), 8,
-                      autocast=P.resolve_speed("fp32", None, False, CPU).autocast)
-    G2, D2, (opt_g2, opt_d2) = networks()
+    t = Trainer(cfg, tmp_path / "r", data=tiny_data)  # seeds the global RNG with train.seed=0, noise with 1
+    G, D = t.parts.modules["G"], t.parts.modules["D"]
+    torch.manual_seed(0)
+    G2, D2 = build_models(cfg, (1, 28, 28))
+    opt_g2, opt_d2 = [torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.0, 0.99), foreach=True) for m in (G2, D2)]
     noise = torch.Generator().manual_seed(1)
     for step in range(3):
         x_real = tiny_data.x[16 * step:16 * step + 16]
-        train_iteration(ctx, [x_real], step, False)
+        run_iteration(t, [x_real], index=step)
         # textbook: D step on (x_real, G(z)), then G step through the updated D
         x_fake = G2(torch.randn(16, 8, generator=noise))
         loss_d = objective.loss_d(D2(x_real), D2(x_fake.detach()))
@@ -177,14 +176,14 @@ def test_compiled_networks_give_plain_checkpoints(tmp_path, tiny_data):
     cfg = _cfg("train.compile=true", "model.arch=mlp", "objective.penalty=r1", "objective.penalty_every=2",
                "train.log_every=2")
     t = train(cfg, tmp_path / "r", data=tiny_data)
-    assert isinstance(t.ctx.G, torch._dynamo.eval_frame.OptimizedModule)  # the steps did run compiled
+    assert isinstance(t.parts.step_modules["G"], torch._dynamo.eval_frame.OptimizedModule)  # the steps did run compiled
     tensors, meta = load_checkpoint(latest_checkpoint(tmp_path / "r" / "checkpoints"))
     assert meta["speed"]["compile"] is True
     assert tensors and not [k for k in tensors if "_orig_mod" in k]
     G, _ = load_generator(tmp_path / "r", device="cpu")  # a plain, uncompiled G loads the EMA weights
     z = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        assert torch.equal(G(z), t.ema.module.eval()(z))
+        assert torch.equal(G(z), t.parts.emas["G"].module.eval()(z))
 
 
 def test_channels_last_runs_resume_exactly_and_load_as_plain_weights(tmp_path, tiny_data):
@@ -194,7 +193,7 @@ def test_channels_last_runs_resume_exactly_and_load_as_plain_weights(tmp_path, t
 
     train(_cfg("train.channels_last=true", epochs=2), tmp_path / "full", data=tiny_data)
     t = train(_cfg("train.channels_last=true", epochs=1), tmp_path / "part", data=tiny_data)
-    assert t.D.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert t.parts.modules["D"].body[0].weight.is_contiguous(memory_format=torch.channels_last)
     Trainer(_cfg("train.channels_last=true", epochs=2), tmp_path / "part", data=tiny_data, resume=True,
             force=True).run()
     assert losses(tmp_path / "part") == losses(tmp_path / "full")

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from gankit import GankitError, resolve
-from gankit.train import Trainer, load_checkpoint, train
-from gankit.train.checkpoint import latest_checkpoint
+from gankit.checkpoint import load_checkpoint
+from gankit.train import Trainer, train
+from gankit.checkpoint import latest_checkpoint
 
 TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
         "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.log_every=1",
@@ -65,7 +66,7 @@ def test_objectives_and_options_train(tmp_path, tiny_data, extra):
 
 def test_clipping_keeps_weights_in_range(tmp_path, tiny_data):
     t = train(_cfg("objective.name=wasserstein", "objective.clip=0.02", epochs=1), tmp_path / "r", data=tiny_data)
-    assert max(p.abs().max().item() for p in t.D.parameters()) <= 0.02 + 1e-7
+    assert max(p.abs().max().item() for p in t.parts.modules["D"].parameters()) <= 0.02 + 1e-7
 
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path, tiny_data):
@@ -102,7 +103,7 @@ def test_duration_in_images(tmp_path, tiny_data):
 
 def test_sample_network_is_ema_when_on(tmp_path, tiny_data):
     t = train(_cfg(epochs=1), tmp_path / "r", data=tiny_data)
-    g, e = dict(t.G.named_parameters()), dict(t.sample_network().named_parameters())
+    g, e = dict(t.parts.modules["G"].named_parameters()), dict(t.sample_network().named_parameters())
     assert any(not torch.equal(g[k], e[k]) for k in g)
 
 
@@ -134,35 +135,31 @@ def test_linear_decay_holds_then_brings_both_learning_rates_to_zero(tmp_path, ti
 
 
 def test_top_k_g_step_learns_only_from_the_fakes_d_rates_highest():
+    from gankit.modes.gan import _topk_loss
     from gankit.objectives import get_objective
-    from gankit.train.steps import StepContext, g_step
 
     torch.manual_seed(0)
     G = torch.nn.Linear(3, 2)
-    scores = torch.tensor([[3.0, -2.0]])  # D(x) = 3 x0 - 2 x1: a linear critic, fixed
-    D = torch.nn.Linear(2, 1, bias=False)
-    D.weight.data.copy_(scores)
-
-    class Flat(torch.nn.Module):  # D(x) -> (N,)
-        def __init__(self):
-            super().__init__()
-            self.inner = D
-
-        def forward(self, x):
-            return self.inner(x).squeeze(1)
-
+    D = torch.nn.Linear(2, 1, bias=False)  # D(x) = 3 x0 - 2 x1: a linear critic, fixed
+    D.weight.data.copy_(torch.tensor([[3.0, -2.0]]))
     objective = get_objective("non-saturating")
     z = torch.randn(8, 3)
-    ctx = StepContext(G, Flat(), objective, torch.optim.SGD(G.parameters(), lr=0.0),
-                      torch.optim.SGD(D.parameters(), lr=0.0), None, 0.0, 1, 0.0, torch.Generator(), 3, g_topk=0.25)
-    g_step(ctx, G(z), measure=False)
-    got = [p.grad.clone() for p in G.parameters()]
-    logits = Flat()(G(z))
+    logits = D(G(z)).squeeze(1)
+    got = torch.autograd.grad(_topk_loss(objective.loss_g, 0.25, logits), list(G.parameters()))
     top = logits.topk(2).indices  # 0.25 of 8
-    expected = torch.autograd.grad(objective.loss_g(logits[top]), list(G.parameters()))
+    expected = torch.autograd.grad(objective.loss_g(D(G(z)).squeeze(1)[top]), list(G.parameters()))
     assert all(torch.allclose(a, b) for a, b in zip(got, expected))
-    everything = torch.autograd.grad(objective.loss_g(Flat()(G(z))), list(G.parameters()))
+    everything = torch.autograd.grad(objective.loss_g(D(G(z)).squeeze(1)), list(G.parameters()))
     assert not torch.allclose(got[0], everything[0])
+
+
+def test_the_g_phase_uses_top_k_when_asked(tmp_path, tiny_data):
+    """train.g_topk < 1 changes G's update and nothing else; 1 leaves the plain loss."""
+    runs = {k: train(_cfg(f"train.g_topk={k}", "train.images=64", "train.log_every=1"), tmp_path / str(k),
+                     data=tiny_data) for k in (1.0, 0.25)}
+    rows = {k: [json.loads(x) for x in (tmp_path / str(k) / "metrics.jsonl").read_text().splitlines()] for k in runs}
+    assert rows[1.0][0]["loss/d"] == rows[0.25][0]["loss/d"]  # the first D step sees the same batches
+    assert rows[1.0][0]["loss/g"] != rows[0.25][0]["loss/g"]  # G's loss is the top-k one
 
 
 def test_g_topk_out_of_range_is_refused():

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import __version__
+from ._version import __version__
 from .data import ImageData
 from .errors import GankitError
 
@@ -157,11 +157,16 @@ class AugmentSpec:
 class _BarSink:
     """Forwards the trainer's images-seen count to the benchmark's progress bar."""
 
-    def __init__(self, bar, start: int = 0):
-        self.bar, self.last = bar, start
+    def __init__(self, bar):
+        self.bar, self.last = bar, None
+
+    def start(self, images: int) -> None:
+        """Where the run starts (a resumed run has seen images already)."""
+        self.bar.update(images)
+        self.last = images
 
     def scalars(self, step: int, images: int, values: dict) -> None:
-        if images > self.last:
+        if self.last is not None and images > self.last:
             self.bar.update(images - self.last)
             self.last = images
 
@@ -187,7 +192,7 @@ def train_gan(subset: LabelledSet, spec: AugmentSpec, seed: int, run_dir: Path, 
     A small subset is repeated (every image equally often) so an "epoch" has about TILE_TO images.
     An existing run folder is resumed (a finished one returns at once).
     """
-    from .train.loop import Trainer
+    from .train import Trainer
 
     subset = _require(subset, "train_gan")
     if subset.origin != "train-subset":
@@ -198,21 +203,14 @@ def train_gan(subset: LabelledSet, spec: AugmentSpec, seed: int, run_dir: Path, 
     reps = max(1, math.ceil(TILE_TO / len(subset)))
     data = ImageData(subset.x.repeat(reps, 1, 1, 1), subset.y.repeat(reps), spec.dataset, list(subset.classes))
     resume = (Path(run_dir) / "config.yaml").is_file() and any((Path(run_dir) / "checkpoints").glob("ckpt-*.json"))
-    trainer = Trainer(cfg, Path(run_dir), data=data, resume=resume)
-    if bar is not None:
-        sink = _BarSink(bar, trainer.progress.images)
-        bar.update(trainer.progress.images)
-        make = trainer._reporter
-        trainer._reporter = lambda: _with_sink(make(), sink)
+    sinks = (_BarSink(bar),) if bar is not None else ()
+    trainer = Trainer(cfg, Path(run_dir), data=data, resume=resume, sinks=sinks)
+    for sink in sinks:
+        sink.start(trainer.progress.images)
     trainer.run()
-    if bar is not None:
+    for sink in sinks:
         bar.update(max(0, cfg.train.images - sink.last))
     return trainer.sample_network().eval()
-
-
-def _with_sink(reporter, sink):
-    reporter.sinks.append(sink)
-    return reporter
 
 
 @torch.no_grad()
@@ -304,7 +302,7 @@ def run_benchmark(train: ImageData, test: ImageData, spec: AugmentSpec, out_dir,
     """Run the benchmark; write ``out_dir/results.json`` and ``out_dir/results.md``; return the results."""
     from tqdm import tqdm
 
-    from .train.device import pick_device
+    from .device import pick_device
 
     spec.validate()
     held_out = HeldOut(test)

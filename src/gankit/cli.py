@@ -31,8 +31,8 @@ SAMPLE_EXAMPLES = """examples:
 
 
 def _train(args) -> int:
+    from . import api
     from . import config as C
-    from .train import train
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -46,26 +46,25 @@ def _train(args) -> int:
             raise GankitError("gankit train needs a preset or config file, e.g. gankit train digits-dcgan "
                               f"(presets: {', '.join(C.preset_names())})")
         source = args.config
-    cfg = C.resolve(source, tuple(args.set or ()), **{
+    cfg = api.config(source, tuple(args.set or ()), **{
         "data.data_dir": args.data_dir, "train.epochs": args.epochs, "train.device": args.device,
         "train.precision": args.precision, "train.compile": args.compile})
     if args.dry_run:
         print(cfg.to_yaml(), end="")
         return 0
     run_dir = Path(args.resume) if args.resume else Path(args.run_dir or Path("runs") / cfg.name)
-    trainer = train(cfg, run_dir, resume=bool(args.resume), force=args.force)
-    p = trainer.progress
-    print(f"trained {p.images} images ({p.g_steps} G steps) -> {run_dir}")
-    if trainer.stop_signal is not None:
-        return 128 + trainer.stop_signal
+    run = api.train(cfg, run_dir=run_dir, resume=bool(args.resume), force=args.force)
+    p = run.progress
+    print(f"trained {p['images']} images ({p['step']} steps) -> {run_dir}")
+    if run.stop_signal is not None:
+        return 128 + run.stop_signal
     return 0
 
 
 def _sample(args) -> int:
     from .export import export_samples, plan_labels, resolve_class
-    from .generate import load_generator
-
     from .nets.conditional import n_classes_of
+    from .run import load_generator
 
     G, meta = load_generator(args.run_dir, args.checkpoint, args.device)
     label = resolve_class(args.label, meta.get("classes") or [])
@@ -145,7 +144,7 @@ def _classifier(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(prog="gankit", description="Train, evaluate and understand GANs.")
     parser.add_argument("--version", action="version", version=f"gankit {__version__}")

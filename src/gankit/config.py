@@ -124,6 +124,7 @@ class EvalConfig:
 @dataclass
 class RunConfig:
     name: str = "run"                 # runs/<name>/
+    mode: str = "gan"                 # the game (gankit.modes): gan | a registered mode's name
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)

@@ -1,29 +1,13 @@
-"""Load a trained generator from a run folder and draw samples from it."""
+"""Draw samples from a generator: by seed, from given codes, in batches (loading a run: `gankit.run`)."""
 from __future__ import annotations
 
 from typing import Optional
 
 import torch
 
-from .config import from_dict
 from .errors import GankitError
 from .latent import latent_codes
 from .nets.conditional import cycle_labels, n_classes_of
-from .train import build_models, load_checkpoint, pick_device
-from .train.checkpoint import find_run_checkpoint, load_module
-
-
-def load_generator(run_dir, checkpoint: Optional[str] = None, device: str = "auto", ema: bool = True):
-    """(G in eval mode, checkpoint meta) from a run's latest (or named) checkpoint; EMA weights when present."""
-    path = find_run_checkpoint(run_dir, checkpoint)
-    dev = pick_device(device)
-    tensors, meta = load_checkpoint(path, dev)
-    cfg = from_dict(meta["config"])
-    G, _ = build_models(cfg, tuple(meta["image_shape"]), len(meta.get("classes", [])))
-    prefix = "G_ema" if ema and any(k.startswith("G_ema.") for k in tensors) else "G"
-    load_module(prefix, G, tensors)
-    meta = dict(meta, checkpoint_path=str(path), weights=prefix)  # where the samples came from, for manifests
-    return G.to(dev).eval(), meta
 
 
 @torch.no_grad()

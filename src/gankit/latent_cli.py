@@ -43,7 +43,7 @@ def _range(text: str) -> tuple:
 
 def _load(args):
     from .export import resolve_class
-    from .generate import load_generator
+    from .run import load_generator
 
     G, meta = load_generator(args.run_dir, args.checkpoint, args.device)
     label = resolve_class(getattr(args, "label", None), meta.get("classes") or [])

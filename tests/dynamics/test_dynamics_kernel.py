@@ -9,7 +9,7 @@ from gankit.errors import GankitError
 from gankit.nets import DCGANDiscriminator, MLPDiscriminator
 from gankit.nets.conditional import ClassifierDiscriminator, ConcatDiscriminator, ProjectionDiscriminator
 from gankit.objectives import get_objective
-from gankit.train.checkpoint import module_tensors, save_checkpoint
+from gankit.checkpoint import module_tensors, save_checkpoint
 
 
 def explicit_kernel(D, x, y, x_labels=None, y_labels=None):
@@ -98,7 +98,7 @@ def test_kernel_points_of_a_cluster_coded_run_carry_clusters_and_codes(tmp_path,
     monkeypatch.setattr("gankit.data.load_dataset", lambda *a, **k: tiny_data)
     x_real, x_fake, y_real, y_fake = run_points(tmp_path / "run", cfg, 10, seed=3)
     assert main(["dynamics", "kernel", str(tmp_path / "run"), "--points", "8", "--step-lr", "1e-5"]) == 0
-    from gankit.generate import load_generator
+    from gankit.run import load_generator
     from gankit.data.clusters import read_clusters
 
     clusters = read_clusters(tmp_path / "run")[0]
@@ -136,7 +136,7 @@ def test_function_space_step_predicts_a_small_gradient_step(name):
 def test_load_discriminator_from_a_checkpoint(tmp_path):
     cfg = RunConfig()
     cfg.model.arch, cfg.model.width_d, cfg.model.width_g, cfg.model.z_dim = "mlp", 4, 4, 3
-    from gankit.train import build_models
+    from gankit.build import build_models
 
     torch.manual_seed(3)
     G, D = build_models(cfg, (1, 4, 4))

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from gankit.cli import main
-from gankit.generate import load_generator
+from gankit.run import load_generator
 
 RUN = ["digits-dcgan", "--device", "cpu", "--set", "model.width_g=8", "--set", "model.width_d=8", "--set",
        "model.z_dim=8", "--set", "train.batch_size=16", "--set", "train.progress=false", "--set",

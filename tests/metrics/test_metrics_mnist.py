@@ -38,7 +38,7 @@ def scores(extractor, mnist_dir):
 def _scores(extractor, mnist_dir):
     from gankit.config import resolve
     from gankit.generate import generate
-    from gankit.train import build_models
+    from gankit.build import build_models
 
     train = load_dataset("mnist", mnist_dir, "train", limit=16000)
     test = load_dataset("mnist", mnist_dir, "test", limit=2000)

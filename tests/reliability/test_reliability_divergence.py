@@ -13,7 +13,7 @@ import torch
 from gankit import GankitError, resolve
 from gankit.cli import main
 from gankit.train import Trainer, train
-from gankit.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from gankit.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
 from conftest import write_image_folder
 
@@ -34,9 +34,9 @@ def _rows(run_dir):
 def _at_step(trainer, step, action):
     """Run ``action()`` right after G's update in G step ``step`` (1-based)."""
     def hook(opt, args, kwargs):
-        if trainer.progress.g_steps == step - 1:
+        if trainer.progress.step == step - 1:
             action()
-    trainer.ctx.opt_g.register_step_post_hook(hook)
+    trainer.parts.optimizers["G"].register_step_post_hook(hook)
 
 
 def _poison(module):
@@ -46,7 +46,7 @@ def _poison(module):
 
 def test_a_nan_weight_after_an_unlogged_step_is_caught_at_the_next_logged_step(tmp_path, tiny_data):
     t = Trainer(_cfg("train.log_every=4"), tmp_path / "r", data=tiny_data)  # 4 steps an epoch; logs at 4, 8
-    _at_step(t, 5, lambda: _poison(t.G))
+    _at_step(t, 5, lambda: _poison(t.parts.modules["G"]))
     with pytest.raises(GankitError) as info:
         t.run()
     last = tmp_path / "r" / "checkpoints" / "ckpt-000000000064.json"
@@ -59,7 +59,7 @@ def test_a_nan_weight_after_an_unlogged_step_is_caught_at_the_next_logged_step(t
 
 def test_a_nan_weight_is_caught_on_its_own_logged_step(tmp_path, tiny_data):
     t = Trainer(_cfg("train.log_every=4"), tmp_path / "r", data=tiny_data)
-    _at_step(t, 4, lambda: _poison(t.G))  # after the losses and gradients of step 4 were measured
+    _at_step(t, 4, lambda: _poison(t.parts.modules["G"]))  # after the losses and gradients of step 4 were measured
     with pytest.raises(GankitError, match=r"^training diverged at step 4 \(64 images\): weight_max/g = nan; "
                                           r"last good checkpoint: .*ckpt-000000000000\.json;"):
         t.run()
@@ -67,15 +67,15 @@ def test_a_nan_weight_is_caught_on_its_own_logged_step(tmp_path, tiny_data):
 
 def test_an_infinite_gradient_is_named(tmp_path, tiny_data):
     t = Trainer(_cfg("train.log_every=2"), tmp_path / "r", data=tiny_data)
-    first = next(t.D.parameters())
-    first.register_hook(lambda g: g * math.inf if t.progress.g_steps == 3 else g)  # in G step 4
+    first = next(t.parts.modules["D"].parameters())
+    first.register_hook(lambda g: g * math.inf if t.progress.step == 3 else g)  # in G step 4
     with pytest.raises(GankitError, match=r"^training diverged at step 4 \(64 images\): grad_norm/d = inf;"):
         t.run()
 
 
 def test_no_checkpoint_is_written_from_nan_weights(tmp_path, tiny_data):
     t = Trainer(_cfg("train.log_every=100"), tmp_path / "r", data=tiny_data)  # no logged step at all
-    _at_step(t, 3, lambda: _poison(t.D))
+    _at_step(t, 3, lambda: _poison(t.parts.modules["D"]))
     with pytest.raises(GankitError, match=r"^training diverged at step 4 \(64 images\): weight_max/d = nan; "
                                           r"last good checkpoint: .*ckpt-000000000000\.json"):
         t.run()
@@ -88,7 +88,7 @@ def test_rollback_reloads_the_last_good_checkpoint_at_lower_learning_rates(tmp_p
     t = train(_cfg(*diverging, f"optim.lr_g={lr}", f"optim.lr_d={lr}", f"train.rollback_lr_factor={factor}"),
               tmp_path / "r", data=tiny_data)
     assert t.progress.rollbacks == 1 and t.progress.images == 128
-    assert [g["lr"] for g in t.ctx.opt_d.param_groups] == [lr * factor]
+    assert [g["lr"] for g in t.parts.optimizers["D"].param_groups] == [lr * factor]
     rows = _rows(tmp_path / "r")
     marks = [r for r in rows if "health/rollback" in r]
     assert marks == [{"step": 0, "images": 0, "health/rollback": 1.0, "optim/lr_g": lr * factor,
@@ -96,7 +96,7 @@ def test_rollback_reloads_the_last_good_checkpoint_at_lower_learning_rates(tmp_p
     assert all(math.isfinite(r["loss/d"]) for r in rows if "loss/d" in r)
     log = (tmp_path / "r" / "log.txt").read_text()
     assert ("training diverged at step 1 (16 images): loss/g = nan; rolled back to ckpt-000000000000.json "
-            "(step 0, 0 images) with learning rates x1e-33: lr_g=0.001, lr_d=0.001 (rollback 1 of 3)") in log
+            "(step 0, 0 images) with learning rates x1e-33: lr_d=0.001, lr_g=0.001 (rollback 1 of 3)") in log
     # from the rollback on, the run is the one it would have been at the lowered rates from the start
     train(_cfg("objective.name=least-squares", "train.log_every=1", f"optim.lr_g={lr * factor!r}",
                f"optim.lr_d={lr * factor!r}"), tmp_path / "fresh", data=tiny_data)

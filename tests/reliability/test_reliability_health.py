@@ -7,7 +7,7 @@ import torch
 
 from gankit import resolve
 from gankit.train import Trainer, train
-from gankit.train import health
+from gankit import health
 from gankit.train.reporting import ProgressSink, Reporter
 
 TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
@@ -22,8 +22,10 @@ def _history(n, **columns):
 
 
 def test_first_nonfinite_names_the_earliest_quantity_of_a_step():
-    values = {"loss/g": math.nan, "grad_norm/d": math.inf, "loss/d": 1.0, "weight_max/g": math.nan}
+    # in the order a GAN step computes them: D's terms, D's gradient, G's term and gradient, then the weights
+    values = {"loss/d": 1.0, "grad_norm/d": math.inf, "loss/g": math.nan, "weight_max/g": math.nan}
     assert health.first_nonfinite(values) == ("grad_norm/d", math.inf)
+    assert health.first_nonfinite({"loss/g": math.nan, "grad_norm/d": math.inf}) == ("loss/g", math.nan)
     assert health.first_nonfinite({"loss/d": 1.0, "weight_max/d": 2.0, "speed/x": math.nan}) is None
 
 
@@ -118,7 +120,7 @@ def test_a_collapsed_generator_on_labelled_data_is_reported(tmp_path, tiny_data)
     t = Trainer(resolve("mnist-dcgan", TINY + ("optim.lr_g=1e-12",), **{"train.epochs": 8.0}), tmp_path / "r",
                 data=tiny_data)
     with torch.no_grad():  # every z gives the same image: one mode
-        last = [m for m in t.G.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+        last = [m for m in t.parts.modules["G"].modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
         last.weight.zero_()
     t.run()
     rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]

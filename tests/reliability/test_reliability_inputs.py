@@ -114,7 +114,7 @@ CASES = [  # (argv with {w} for the shared folder and {new} for a fresh run fold
     (_train_args("{w}/imgs", "{w}/run"), "run folder {w}/run already holds checkpoints; use --resume {w}/run"),
     (["train", "--resume", "{w}/run", "--set", "train.epochs=2"],
      "config differs from the run being resumed: train.epochs: 1.0 -> 2.0 (pass --force to resume anyway)"),
-    (["train", "--resume", "{w}/run", "--set", "data.channels=3", "--force"], "checkpoint does not fit the network G"),
+    (["train", "--resume", "{w}/run", "--set", "data.channels=3", "--force"], "checkpoint does not fit the network D"),
     (["train", "--resume", "{w}/run", "--set", "train.bacth_size=3"], 'did you mean "batch_size"'),
     (["train", "--resume", "{w}/run", "--run-dir", "{new}"], "--resume {w}/run continues that run in place"),
     (["train", "--resume", "{w}/imgs"], "{w}/imgs is not a gankit run folder (no config.yaml)"),

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from gankit.cli import main
-from gankit.train.checkpoint import latest_checkpoint, load_checkpoint
+from gankit.checkpoint import latest_checkpoint, load_checkpoint
 
 from conftest import write_image_folder
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from gankit import GankitError, RunConfig
 from gankit.config import from_dict, parse_override, read_yaml, resolve, validate
 from gankit.objectives import Expression
-from gankit.train.build import build_objective
-from gankit.train.health import check_objective
+from gankit.build import build_objective
+from gankit.health import check_objective
 
 # What running hostile input would have to do to harm anything. (Not "exec"/"compile": the standard
 # library evaluates its own type annotations that way; user text never reaches them.)

@@ -13,8 +13,9 @@ import torch
 from gankit import GankitError, resolve
 from gankit.cli import main
 from gankit.train import Trainer, train
-from gankit.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-from gankit.train.loop import _install_signal_handlers, _restore_signal_handlers
+from gankit.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from gankit.train.rundir import install_signal_handlers as _install_signal_handlers
+from gankit.train.rundir import restore_signal_handlers as _restore_signal_handlers
 
 from conftest import write_image_folder
 
@@ -36,9 +37,9 @@ def _rows(run_dir):
 def _stop_after(trainer, k):
     """Deliver a stop (as the SIGINT handler does) during G step k; the loop finishes that step."""
     def hook(opt, args, kwargs):
-        if trainer.progress.g_steps == k - 1:
+        if trainer.progress.step == k - 1:
             trainer.stop_signal = signal.SIGINT
-    trainer.ctx.opt_g.register_step_post_hook(hook)
+    trainer.parts.optimizers["G"].register_step_post_hook(hook)
 
 
 def _snapshot(run_dir):
@@ -60,11 +61,11 @@ def test_stopped_at_step_k_and_resumed_equals_an_uninterrupted_run(tmp_path, tin
     t = Trainer(_cfg(*extra), tmp_path / "part", data=tiny_data)
     _stop_after(t, k)
     t.run()
-    assert t.progress.g_steps == k
+    assert t.progress.step == k
     _, meta = load_checkpoint(latest_checkpoint(tmp_path / "part" / "checkpoints"))
-    assert meta["progress"]["g_steps"] == k
+    assert meta["progress"]["step"] == k
     resumed = Trainer(_cfg(*extra), tmp_path / "part", data=tiny_data, resume=True)
-    assert resumed.progress.g_steps == k
+    assert resumed.progress.step == k
     resumed.run()
     full, part = _rows(tmp_path / "full"), _rows(tmp_path / "part")
     assert len(full) == len(part) >= 4
@@ -129,8 +130,8 @@ def test_forced_resume_uses_the_new_learning_rates(tmp_path, tiny_data):
     train(_cfg(epochs=1), tmp_path / "r", data=tiny_data)
     t = Trainer(_cfg("optim.lr_d=0.0003", "optim.lr_g=0.0004", epochs=2), tmp_path / "r", data=tiny_data,
                 resume=True, force=True)
-    assert [g["lr"] for g in t.ctx.opt_d.param_groups] == [0.0003]
-    assert [g["lr"] for g in t.ctx.opt_g.param_groups] == [0.0004]
+    assert [g["lr"] for g in t.parts.optimizers["D"].param_groups] == [0.0003]
+    assert [g["lr"] for g in t.parts.optimizers["G"].param_groups] == [0.0004]
 
 
 def test_a_damaged_latest_checkpoint_is_named_and_nothing_is_changed(tmp_path, tiny_data):
@@ -166,5 +167,5 @@ def test_resume_keeps_the_rollback_count_and_its_learning_rates(tmp_path, tiny_d
     t.save_checkpoint()
     resumed = Trainer(cfg, tmp_path / "r", data=tiny_data, resume=True)
     assert resumed.progress.rollbacks == 2
-    assert resumed.ctx.opt_g.param_groups[0]["lr"] == cfg.optim.lr_g * 0.25 ** 2
-    assert torch.equal(next(resumed.G.parameters()), next(t.G.parameters()))
+    assert resumed.parts.optimizers["G"].param_groups[0]["lr"] == cfg.optim.lr_g * 0.25 ** 2
+    assert torch.equal(next(resumed.parts.modules["G"].parameters()), next(t.parts.modules["G"].parameters()))

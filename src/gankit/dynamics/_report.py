@@ -110,7 +110,7 @@ def _kernel_setup(args):
         x_fake = 2 * torch.rand(args.points - args.points // 2, 1, generator=gen) - 1
         what = f"toy MLP D ({args.activation}, {args.norm})"
         return D, obj, (x_real, x_fake, None, None), toy_points(args.points), what
-    from ..train import build_objective
+    from ..build import build_objective
 
     D, cfg, meta = load_discriminator(args.run_dir, args.checkpoint, init=args.init, seed=args.seed)
     obj = get_objective(args.objective) if args.objective else build_objective(cfg)

@@ -30,6 +30,7 @@ from torch.func import functional_call, jacrev, vmap
 from ..errors import GankitError
 from ..nets.conditional import cycle_labels, n_classes_of
 from ..objectives import Objective
+from ..run import load_discriminator  # noqa: F401  (re-exported: the kernel tools load D this way)
 
 
 def _jacobian_rows(D: torch.nn.Module, params: dict, buffers: dict, x: torch.Tensor,
@@ -146,28 +147,6 @@ def function_space_step(D: torch.nn.Module, objective: Objective, x_real: torch.
     return {"predicted": predicted.detach(), "actual": actual.detach(), "relative_error": err}
 
 
-def load_discriminator(run_dir, checkpoint: Optional[str] = None, init: bool = False, seed: int = 0):
-    """(D in eval mode on the CPU, run config, checkpoint meta) from a run folder.
-
-    The latest ``checkpoints/ckpt-*.json`` is used unless ``checkpoint`` names
-    one; ``init=True`` keeps the architecture but draws fresh initial weights
-    from ``seed`` (the kernel at initialisation).
-    """
-    from ..config import from_dict
-    from ..train import build_models, load_checkpoint
-    from ..train.checkpoint import find_run_checkpoint, load_module
-
-    path = find_run_checkpoint(run_dir, checkpoint)
-    tensors, meta = load_checkpoint(path, "cpu")
-    cfg = from_dict(meta["config"])
-    with torch.random.fork_rng():  # the seed sets D's initial weights without touching global RNG state
-        torch.manual_seed(seed)
-        _, D = build_models(cfg, tuple(meta["image_shape"]), len(meta.get("classes", [])))
-    if not init:
-        load_module("D", D, tensors)
-    return D.eval(), cfg, meta
-
-
 def toy_points(n: int, dim: int = 1, lim: float = 1.0) -> torch.Tensor:
     """Evenly spaced points (n, dim) in [-lim, lim]^dim (a line for dim 1, a grid for dim 2), float32."""
     if dim == 1:
@@ -189,7 +168,8 @@ def run_points(run_dir, cfg, n: int, source: str = "mixed", seed: int = 0, data_
     y_fake the labels the samples were drawn with (their codes c(z)).
     """
     from ..data import load_dataset
-    from ..generate import generate, load_generator
+    from ..generate import generate
+    from ..run import load_generator
     from ..latent import latent_codes
     from ..data.clusters import CLUSTERS_FILE, read_clusters
 

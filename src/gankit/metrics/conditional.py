@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..data import to_tensor_images
 from ..errors import GankitError
 
@@ -54,7 +54,7 @@ def evaluate_class_accuracy(run_dir, per_class: int = 1000, seed: int = 0, data_
                             checkpoint: Optional[str] = None) -> dict:
     """`class_accuracy` of a run's generator (EMA weights when present) with its dataset's domain classifier,
     with provenance; saved as RUN_DIR/eval/<images_seen>-class-accuracy-seed<seed>.json."""
-    from ..generate import load_generator
+    from ..run import load_generator
     from .extractors import domain_extractor
 
     if per_class < 1:

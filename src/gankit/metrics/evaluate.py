@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..data import to_tensor_images
 from ..data._idx import default_cache_dir
 from ..errors import GankitError
@@ -238,7 +238,8 @@ def evaluate_run(run_dir, n: int = 10000, seed: int = 0, data_dir: Optional[str]
     ``options`` go to `evaluate_images` (extractor, inception_weights, floor, n_boot, progress).
     """
     from ..export import to_uint8
-    from ..generate import generate, load_generator
+    from ..generate import generate
+    from ..run import load_generator
 
     G, meta = load_generator(run_dir, checkpoint, device="cpu")
     images = to_uint8(generate(G, n, seed=seed))

@@ -22,7 +22,8 @@ import torch
 from ..config import RunConfig
 from ..errors import GankitError
 from ..nets import eval_mode
-from . import checkpoint as ck
+from .. import checkpoint as ck
+from ..atomic import atomic_write
 
 BEST = "best"
 
@@ -53,12 +54,12 @@ class PeriodicEval:
         return self.every > 0 and after // self.every > before // self.every
 
     @torch.no_grad()
-    def __call__(self, G: torch.nn.Module) -> dict:
-        """{'eval/<key>': value} for G's samples; G is put back in the mode it was in."""
+    def __call__(self, network: torch.nn.Module) -> dict:
+        """{'eval/<key>': value} for the samples of the sampling ``network``, put back in the mode it was in."""
         from ..generate import generate
 
-        with eval_mode(G), torch.random.fork_rng(devices=[]):
-            values = self.scorer.score(generate(G, self.n, seed=self.seed), seed=self.seed, n_boot=0)
+        with eval_mode(network), torch.random.fork_rng(devices=[]):
+            values = self.scorer.score(generate(network, self.n, seed=self.seed), seed=self.seed, n_boot=0)
         return {f"eval/{k}": float(values[k]) for k in self.heads}
 
     def improved(self, values: dict) -> bool:
@@ -77,7 +78,7 @@ class PeriodicEval:
         ck.prune(self.folder, 1)
         self.best = {"key": self.key, "value": values[f"eval/{self.key}"], "images": images,
                      "checkpoint": path.name}
-        ck.atomic_write(self.folder / "best.json", json.dumps(self.best, indent=1).encode())
+        atomic_write(self.folder / "best.json", json.dumps(self.best, indent=1).encode())
         return path
 
     def _read_best(self) -> Optional[dict]:

@@ -19,9 +19,9 @@ from typing import Optional
 
 import torch
 
-from ..errors import GankitError
-from ..objectives import Objective
-from ..objectives.ops import Prob
+from .errors import GankitError
+from .objectives import Objective
+from .objectives.ops import Prob
 
 WINDOW = 5             # logged rows a condition must hold for before it is flagged
 REPEAT = 50            # while a flag stays on, repeat its message every REPEAT logged rows
@@ -37,16 +37,15 @@ EARLY = 0.25           # "early": the first quarter of the run (in images)
 FLAGS = ("health/d_winning", "health/d_failing", "health/mode_collapse")
 
 
-# In the order a step computes them: the first bad one is nearest the cause.
-CHECKED = ("loss/d", "loss/penalty", "grad_norm/d", "loss/g", "grad_norm/g", "weight_max/d", "weight_max/g")
+# What a NaN/Inf is looked for in; the first bad value in the order a step computed them is nearest the cause.
+CHECKED = ("loss/", "grad_norm/", "weight_max/")
 
 
 def first_nonfinite(values: dict, prefixes=CHECKED) -> Optional[tuple]:
-    """The first (key, value) of ``values`` in ``prefixes`` order that is NaN or Inf, else None."""
-    for prefix in prefixes:
-        for key, value in values.items():
-            if key.startswith(prefix) and not math.isfinite(value):
-                return key, value
+    """The first (key, value) of ``values`` (in their order) under one of ``prefixes`` that is NaN or Inf."""
+    for key, value in values.items():
+        if key.startswith(prefixes) and not math.isfinite(value):
+            return key, value
     return None
 
 

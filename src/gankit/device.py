@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import GankitError
+from .errors import GankitError
 
 
 def pick_device(name: str = "auto") -> torch.device:

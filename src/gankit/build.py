@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from ..config import RunConfig
-from ..errors import GankitError
-from ..nets import build_networks
-from ..nets.coded import build_coded
-from ..nets.conditional import build_conditional
-from ..objectives import Objective, get_objective
+from .config import RunConfig
+from .errors import GankitError
+from .nets import build_networks
+from .nets.coded import build_coded
+from .nets.conditional import build_conditional
+from .objectives import Objective, get_objective
 
 
 def build_objective(cfg: RunConfig) -> Objective:

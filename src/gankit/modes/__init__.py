@@ -1,0 +1,13 @@
+"""Games the run engine can play, registered by name; ``mode:`` in a config picks one (``gan`` by default).
+
+A new game is one file: subclass `Mode`, decorate it with `register_mode`, and import the file before
+training (built-in modes are imported here; a user's mode registers itself when its module is imported).
+"""
+from __future__ import annotations
+
+from . import gan  # noqa: F401  (registers the built-in modes)
+from .base import Context, Mode, Part, Phase, Term
+from .registry import MODES, get_mode, register_mode
+from .sources import Batch, ImageBatches
+
+__all__ = ["Batch", "Context", "ImageBatches", "MODES", "Mode", "Part", "Phase", "Term", "get_mode", "register_mode"]

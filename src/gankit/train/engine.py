@@ -1,0 +1,388 @@
+"""The run engine: any game (`gankit.modes`) over named parts, counted in images seen.
+
+The engine owns the run folder (config.yaml, metrics.jsonl, log.txt, TensorBoard events, samples/,
+checkpoints/) and the training state; the game lives in its mode, the arithmetic of a step in `stepper`.
+It holds no part names and no mode names: checkpoints, EMA, learning rates, weight and gradient checks,
+health warnings, NaN stop and rollback, signals and periodic evaluation all iterate over the mode's parts.
+
+A run can be stopped (SIGINT/SIGTERM) between iterations or killed at any moment and resumed exactly: the
+data order of epoch k depends only on (seed, k); the noise generator, global RNG, parts, EMA copies and
+optimisers are all checkpointed; metrics.jsonl is cut back to the checkpoint. On logged steps, losses,
+gradient norms and weights are checked for NaN/Inf; a divergence stops the run or (train.on_nan=rollback)
+reloads the last good checkpoint with lower learning rates. Hooks (`gankit.train.hooks`) scale learning
+rates and act after each iteration; extra sinks receive everything the run reports.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections import deque
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+from .._version import __version__
+from .. import checkpoint as ck
+from .. import health
+from ..config import RunConfig
+from ..data import ImageData, load_dataset
+from ..errors import GankitError
+from ..modes import Context, get_mode
+from ..nets import eval_mode
+from ..run.legacy import upgrade_meta
+from . import rundir
+from ..device import pick_device
+from .evaluation import PeriodicEval, is_eval_row
+from .hooks import config_hooks
+from .parts import Parts
+from .precision import load_scaler_states, resolve_speed, scaler_states
+from .progress import Progress
+from .reporting import JsonlSink, LogSink, ProgressSink, Reporter, TensorBoardSink, truncate_jsonl
+from .stepper import Stepper
+
+
+class Trainer:
+    """Build everything from a config, then ``run()``. ``data`` may be given to skip loading; ``hooks`` and
+    ``sinks`` add schedules and observers to those the config asks for."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, data: Optional[ImageData] = None, resume: bool = False,
+                 force: bool = False, hooks: tuple = (), sinks: tuple = ()):
+        self.cfg, self.run_dir, self.resumed = cfg, Path(run_dir), resume
+        self.device = pick_device(cfg.train.device)
+        t = cfg.train
+        self.speed = resolve_speed(t.precision, t.channels_last, t.compile, self.device)  # errors before any write
+        self.stop_signal: Optional[int] = None
+        self.extra_sinks = list(sinks)
+        mode_cls = get_mode(cfg.mode)
+        rundir.check_run_dir(self.run_dir, cfg, resume, force)  # refuse before anything is loaded or written
+        self.lock = rundir.RunLock(self.run_dir)
+        try:
+            mode_cls.validate(cfg)  # before a long data load
+            self._build(mode_cls, data, resume, force, hooks)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _build(self, mode_cls, data, resume: bool, force: bool, hooks: tuple) -> None:
+        cfg = self.cfg
+        if self.lock.stale:
+            print(f"took over the lock of run folder {self.run_dir} from process {self.lock.stale}, which is no "
+                  f"longer running", flush=True)
+        self.data = self._load_data(data)
+        self.evaluator = PeriodicEval(cfg, self.run_dir, self.data.name) if cfg.eval.every > 0 else None
+        torch.manual_seed(cfg.train.seed)
+        self.mode = mode_cls(cfg, self.data.image_shape, self.data.classes)
+        specs = self.mode.parts()
+        self.mode.setup(self.data, self.run_dir, resume, specs)
+        self.parts = Parts(specs, self.speed, self.device)
+        self.noise = torch.Generator(self.device).manual_seed(cfg.train.seed + 1)
+        ctx = Context(self.parts.step_modules, self.parts.modules, self.noise, self.device, self.speed.autocast)
+        phases = self.mode.phases(ctx)
+        self.stepper = Stepper(self.parts, phases, {p.name: self.speed.grad_scaler() for p in phases})
+        self.source = self.mode.batches(self.data, cfg.train.seed)
+        self.hooks = [*config_hooks(cfg), *hooks]
+        self.grid_inputs = self.mode.fixed_inputs(cfg.train.grid_size, self.device,
+                                                  torch.Generator(self.device).manual_seed(cfg.train.seed + 2))
+        self.health_inputs = self.mode.fixed_inputs(health.SAMPLES, self.device,  # no training stream drawn
+                                                    torch.Generator(self.device).manual_seed(cfg.train.seed + 3))
+        self.progress = Progress()
+        self.total_images = cfg.train.images or int(round(cfg.train.epochs * self.source.images_per_epoch))
+        self.mode.health_setup(self.data)
+        self.history: deque = deque(maxlen=health.HISTORY)  # the newest rows of metrics.jsonl
+        best = 1 if self.evaluator is not None and self.evaluator.key else 0  # RUN_DIR/best holds one more
+        ck.check_free_space(self.run_dir, self.parts.nbytes(), cfg.train.keep_checkpoints + best)
+        if resume:
+            self._restore(ck.latest_checkpoint(self.run_dir / "checkpoints"))
+        rundir.write_run_dir(self.run_dir, cfg, resume, force)
+        if not resume:
+            self.mode.write_files(self.run_dir)
+        self._reload_history(self.progress.images if resume else -1)
+        for text in self.mode.warnings():
+            print(text, flush=True)
+
+    def _load_data(self, data: Optional[ImageData]) -> ImageData:
+        dc = self.cfg.data
+        if data is None:
+            data = load_dataset(dc.name, dc.data_dir, "train", self.device, dc.image_size, dc.channels, dc.limit or None)
+        data.x, data.y = data.x.to(self.device), data.y.to(self.device)
+        return data
+
+    def close(self) -> None:
+        """Release the run folder without training (`run` releases it when it ends)."""
+        self.lock.release()
+
+    @property
+    def images_per_epoch(self) -> int:
+        return self.source.images_per_epoch
+
+    # ---- the loop ----------------------------------------------------------------------
+    def run(self) -> Progress:
+        try:
+            try:
+                reporter = self._reporter()
+            except OSError as exc:
+                raise GankitError(f"cannot open the logs in run folder {self.run_dir} ({exc.strerror or exc}: "
+                                  f"{exc.filename}); check its permissions and free space") from None
+            self._run(reporter)
+        finally:
+            self.lock.release()
+        return self.progress
+
+    def _run(self, reporter: Reporter) -> None:
+        handlers = rundir.install_signal_handlers(self)
+        finished = False
+        try:
+            self._start(reporter)
+            while not finished:  # _finish is False when its final checkpoint found NaN and rolled back
+                while self.progress.images < self.total_images and self.stop_signal is None:
+                    self._iteration(reporter)
+                finished = self._finish(reporter)
+        except OSError as exc:  # disk full, quota, folder removed: say so; the checkpoints are intact
+            last = ck.latest_checkpoint(self.run_dir / "checkpoints")
+            error = GankitError(f"cannot write to the run folder ({exc.strerror or exc}: {exc.filename or self.run_dir}"
+                                f"); latest complete checkpoint: {last or 'none'}; free space, then gankit train "
+                                f"--resume {self.run_dir}")
+            raise self._failed(error) from None
+        except GankitError as exc:
+            raise self._failed(exc)
+        finally:
+            rundir.restore_signal_handlers(handlers)
+            try:
+                reporter.close()
+            except OSError:
+                if finished:  # otherwise the error that stopped the run is the one to report
+                    raise
+
+    def _failed(self, exc: GankitError) -> GankitError:
+        with contextlib.suppress(OSError):  # log.txt may sit on the full disk too
+            self._log_file.message(f"error: {exc}")
+        return exc
+
+    def _start(self, reporter: Reporter) -> None:
+        p = self.progress
+        self._log_file.message(self.speed.describe())  # log.txt only: stderr stays for progress and problems
+        if self.resumed:
+            reporter.message(f"resumed {self.run_dir} at step {p.step} ({p.images} images)")
+        elif p.images == 0:
+            self._save_grid(reporter)
+            self._checkpoint(reporter)  # so a divergence always has a good state to name or roll back to
+        self._window = (time.perf_counter(), p.images)
+
+    def _iteration(self, reporter: Reporter) -> None:
+        """One iteration of the mode's phases; logs, checks and ends the epoch when due."""
+        t, p = self.cfg.train, self.progress
+        lrs = self._set_learning_rates() if self.hooks else {}
+        batch = self.source.take(p.epoch, p.batch)
+        measure = (p.step + 1) % t.log_every == 0
+        stats = self.stepper.iteration(batch, p.step, p.phase_steps, measure)
+        before = p.images
+        p.images += batch.images
+        p.batch += 1
+        p.step += 1
+        self.parts.update_emas(p.images)
+        for hook in self.hooks:
+            hook.after_iteration(self)
+        if measure and not self._log(reporter, {**stats, **lrs}):
+            return  # rolled back: the state is the checkpoint's, with its own epoch position
+        if self.evaluator is not None and self.evaluator.due(before, p.images):
+            self._evaluate(reporter)
+        if p.batch >= self.source.iterations_per_epoch:
+            self._end_epoch(reporter)
+
+    def _end_epoch(self, reporter: Reporter) -> None:
+        p = self.progress
+        p.epoch += 1
+        p.batch = 0
+        self._save_grid(reporter)
+        if p.epoch % self.cfg.train.checkpoint_every == 0:
+            self._checkpoint(reporter)
+
+    def _finish(self, reporter: Reporter) -> bool:
+        """Final grid and checkpoint; False when the checkpoint found NaN weights and rolled back."""
+        p = self.progress
+        last = ck.latest_checkpoint(self.run_dir / "checkpoints")
+        written = last is not None and last.stem == _checkpoint_name(p.images)
+        if self.stop_signal is not None:
+            if not written:
+                self._checkpoint(reporter)
+            reporter.message(f"stopped by signal {self.stop_signal} at step {p.step} ({p.images} images); "
+                             f"checkpoint written, resume with: gankit train --resume {self.run_dir}")
+            return True
+        if p.batch > 0:  # ended mid-epoch (duration in images): keep a grid of the end state too
+            self._save_grid(reporter, name="final")
+        return written or self._checkpoint(reporter)
+
+    # ---- logging, health and divergence ----------------------------------------------------
+    def _log(self, reporter: Reporter, stats: dict) -> bool:
+        """Report one logged step with its health flags; False when it diverged and rolled back."""
+        p = self.progress
+        values = {k: float(v) for k, v in {**stats, **self.parts.weight_max()}.items()}  # the device syncs
+        bad = health.first_nonfinite(values)
+        now = time.perf_counter()
+        values["speed/images_per_s"] = (p.images - self._window[1]) / max(now - self._window[0], 1e-9)
+        values["progress/epoch"] = p.epoch + self.source.epoch_fraction(p.batch)
+        self._window = (now, p.images)
+        if bad is not None:
+            self._report(reporter, values)
+            self._diverged(reporter, *bad)
+            return False
+        with torch.no_grad():
+            values.update(self.mode.health_stats(self.parts.modules, self.health_inputs))
+        row = {"step": p.step, "images": p.images, **values}
+        values.update(self.mode.assess([*self.history, row], p.images / self.total_images))
+        self._report(reporter, values)
+        for text in self.mode.messages(list(self.history)):
+            reporter.message(text)
+        return True
+
+    def _evaluate(self, reporter: Reporter) -> None:
+        """Score the sample network (eval.every); keep the checkpoint in RUN_DIR/best when it is the best so far."""
+        p, ev = self.progress, self.evaluator
+        values = ev(self.sample_network())
+        reporter.scalars(p.step, p.images, values)
+        shown = ", ".join(f"{k[5:]}={v:.4g}" for k, v in values.items())
+        if ev.improved(values):
+            path = ev.keep(values, p.images, self.save_checkpoint)
+            shown += f"; best {ev.key} so far, kept as {path}"
+        reporter.message(f"eval at {p.images} images: {shown}")
+
+    def _reload_history(self, images: int) -> None:
+        """Cut metrics.jsonl back to ``images`` (-1: empty it) and refill the health monitors' history from
+        it as an uninterrupted run holds it: training rows only, not the rows of evaluations."""
+        rows = truncate_jsonl(self.run_dir / "metrics.jsonl", images)
+        self.history.clear()
+        self.history.extend(r for r in rows if not is_eval_row(r))
+
+    def _report(self, reporter: Reporter, values: dict) -> None:
+        p = self.progress
+        reporter.scalars(p.step, p.images, values)
+        self.history.append({"step": p.step, "images": p.images, **values})
+
+    def _checkpoint(self, reporter: Reporter) -> bool:
+        """Save a checkpoint unless a weight is NaN/Inf (then handle the divergence; False)."""
+        bad = health.first_nonfinite({k: float(v) for k, v in self.parts.weight_max().items()})
+        if bad is not None:
+            self._diverged(reporter, *bad)
+            return False
+        self.save_checkpoint()
+        return True
+
+    def _diverged(self, reporter: Reporter, key: str, value: float) -> None:
+        """Stop naming the last good checkpoint, or (train.on_nan=rollback) reload it at lower learning rates."""
+        t, p = self.cfg.train, self.progress
+        last = ck.latest_checkpoint(self.run_dir / "checkpoints")
+        where = f"training diverged at step {p.step} ({p.images} images): {key} = {value}"
+        if t.on_nan != "rollback" or last is None or p.rollbacks >= t.max_rollbacks:
+            hint = f" after {p.rollbacks} rollbacks" if t.on_nan == "rollback" else ""
+            advice = ", or --set train.on_nan=rollback" if t.on_nan == "stop" else ""
+            raise GankitError(f"{where}{hint}; last good checkpoint: {last or 'none'}; try a lower learning rate "
+                              f"or a gradient penalty{advice}")
+        rollbacks = p.rollbacks + 1
+        self._restore(last)
+        p.rollbacks = rollbacks
+        lrs = self._set_learning_rates()
+        self._reload_history(p.images)
+        self._report(reporter, {"health/rollback": float(rollbacks), **lrs})
+        self._window = (time.perf_counter(), p.images)
+        shown = ", ".join(f"{k[6:]}={v:.3g}" for k, v in lrs.items())
+        reporter.message(f"{where}; rolled back to {last.name} (step {p.step}, {p.images} images) with learning "
+                         f"rates x{t.rollback_lr_factor}: {shown} (rollback {rollbacks} of {t.max_rollbacks})")
+
+    def _set_learning_rates(self) -> dict:
+        """lr = configured lr * rollback_lr_factor ** rollbacks * every hook's scale, computed afresh from the
+        progress so that resume stays exact."""
+        scale = self.cfg.train.rollback_lr_factor ** self.progress.rollbacks
+        for hook in self.hooks:
+            scale *= hook.lr_scale(self)
+        return self.parts.set_learning_rates(scale)
+
+    # ---- outputs -----------------------------------------------------------------------
+    def sample_network(self) -> torch.nn.Module:
+        """The network that draws images: the mode's sample part, its EMA copy when on."""
+        return self.parts.sampling()[self.mode.sample_part]
+
+    @torch.no_grad()
+    def _save_grid(self, reporter: Reporter, name: Optional[str] = None) -> None:
+        nets = self.parts.sampling()
+        with contextlib.ExitStack() as stack:
+            for m in nets.values():
+                stack.enter_context(eval_mode(m))
+            images = self.mode.draw(nets, self.grid_inputs).float().add(1).div(2).clamp(0, 1).cpu()
+        nrow = max(1, int(math.sqrt(images.shape[0])))
+        path = self.run_dir / "samples" / f"{name or f'epoch_{self.progress.epoch:03d}'}.png"
+        path.parent.mkdir(exist_ok=True)
+        try:
+            save_image(images, path, nrow=nrow, padding=2)
+        except OSError as exc:  # PIL's errors name no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        reporter.image("samples", make_grid(images, nrow=nrow, padding=2), self.progress.epoch)
+
+    def _reporter(self) -> Reporter:
+        self._log_file = LogSink(self.run_dir / "log.txt")
+        sinks = [JsonlSink(self.run_dir / "metrics.jsonl"), self._log_file]
+        if self.cfg.train.tensorboard:
+            # a resumed run hides the events a killed run wrote after its checkpoint
+            sinks.append(TensorBoardSink(self.run_dir, self.progress.images + 1 if self.resumed else None))
+        if self.cfg.train.progress:
+            sinks.append(ProgressSink(self.total_images, self.progress.images))
+        return Reporter(sinks + self.extra_sinks)
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def save_checkpoint(self, folder: Optional[Path] = None) -> Path:
+        """A checkpoint in RUN_DIR/checkpoints (keeping the newest train.keep_checkpoints) or in ``folder``."""
+        tensors: dict = {}
+        meta = {
+            "gankit_version": __version__,
+            "config": self.cfg.to_dict(),
+            "progress": self.progress.to_dict(),
+            **self.parts.save(tensors),
+            "image_shape": list(self.data.image_shape),
+            "classes": list(self.data.classes),
+            "dataset": self.data.name,
+            "speed": self.speed.to_dict(),
+            "grad_scalers": scaler_states(self.stepper.scalers),
+        }
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.noise"] = self.noise.get_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        if folder is not None:
+            return ck.save_checkpoint(folder, _checkpoint_name(self.progress.images), tensors, meta)
+        folder = self.run_dir / "checkpoints"
+        path = ck.save_checkpoint(folder, _checkpoint_name(self.progress.images), tensors, meta)
+        ck.prune(folder, self.cfg.train.keep_checkpoints)
+        return path
+
+    def _restore(self, path: Optional[Path]) -> None:
+        if path is None:
+            raise GankitError(f"no checkpoint to resume from in {self.run_dir / 'checkpoints'}")
+        tensors, meta = ck.load_checkpoint(path, self.device)
+        meta = upgrade_meta(meta)
+        try:
+            self.parts.load(tensors, meta)
+            load_scaler_states(self.stepper.scalers, meta.get("grad_scalers"))
+            torch.set_rng_state(tensors["rng.torch"].cpu())
+            self.noise.set_state(tensors["rng.noise"].cpu())
+            if "rng.cuda" in tensors and self.device.type == "cuda":
+                torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), self.device)
+            progress = Progress.from_dict(meta["progress"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise GankitError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); resume from another one") from None
+        self.progress.__dict__.update(progress.__dict__)  # in place: callers may hold the object
+        self._set_learning_rates()
+
+
+def _checkpoint_name(images: int) -> str:
+    return f"ckpt-{images:012d}"
+
+
+def train(cfg: RunConfig, run_dir: Optional[Path] = None, data: Optional[ImageData] = None,
+          resume: bool = False, force: bool = False, hooks: tuple = (), sinks: tuple = ()) -> Trainer:
+    """Train from a resolved config; returns the finished `Trainer`."""
+    trainer = Trainer(cfg, Path(run_dir) if run_dir else Path("runs") / cfg.name, data, resume, force, hooks, sinks)
+    trainer.run()
+    return trainer
