@@ -16,7 +16,7 @@ CPU_FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "a
 
 def machine(device: torch.device) -> dict:
     """What the numbers were measured on."""
-    from gankit.train.precision import cpu_flags, cpu_has_fast_bf16
+    from gankit.engine.precision import cpu_flags, cpu_has_fast_bf16
 
     name = platform.processor() or "unknown"
     try:

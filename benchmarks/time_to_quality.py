@@ -46,7 +46,7 @@ def fid_of_run(run_dir: Path, n: int, data_dir: str) -> float:
 def race(name: str, overrides: tuple, data, args, workdir: Path) -> dict:
     """Train in segments until FID < threshold or the budget is spent; the curve of (images, seconds, FID)."""
     from gankit import resolve
-    from gankit.train import Trainer
+    from gankit.engine import Trainer
 
     run_dir = workdir / re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     base = ("train.progress=false", "train.tensorboard=false", f"train.device={args.device}",
@@ -103,7 +103,7 @@ def main() -> int:
     from gankit.data import load_dataset
     from gankit.metrics import load_classifier
     from gankit.device import pick_device
-    from gankit.train.precision import resolve_precision
+    from gankit.engine.precision import resolve_precision
 
     device = pick_device(args.device)
     load_classifier("mnist", args.data_dir, progress=True)  # trained once and cached, before any timing

@@ -13,7 +13,7 @@ gankit at each precision it offers (plus channels-last and, with --compile, torc
 shows why ``--precision auto`` picks what it picks.
 
     OMP_NUM_THREADS=2 python benchmarks/train_speed.py --data-dir ../shared/data/mnist [--device auto]
-        [--steps 300] [--repeats 4] [--variant-steps 4] [--variant-rounds 4] [--compile]
+        [--steps 300] [--repeats 4] [--variant-steps 4] [--variant-rounds 4] [--compile] [--set KEY=VALUE]
 
 Writes benchmarks/results/train_speed.json and train_speed.md.
 """
@@ -104,7 +104,7 @@ class ReferenceLoop:
 
 def gankit_trainer(data, steps: int, device: str, workdir: Path, *overrides: str):
     from gankit import resolve
-    from gankit.train import Trainer
+    from gankit.engine import Trainer
 
     # model.codes=0: the preset's networks without its cluster code, so both sides run the same arithmetic
     cfg = resolve("mnist-dcgan", ("model.codes=0", "train.progress=false", "train.tensorboard=false",
@@ -176,7 +176,7 @@ def compare(data, args, device, workdir, flags) -> dict:
                 restore_backend_flags(flags)
                 rates[who] = images / ReferenceLoop(data.x, seed=r).run(args.steps)
             else:
-                seconds, trainer = time_gankit(data, args.steps, device, workdir, f"train.seed={r}")
+                seconds, trainer = time_gankit(data, args.steps, device, workdir, f"train.seed={r}", *args.set)
                 rates[who] = images / seconds
         ref_rates.append(rates["ref"])
         gk_rates.append(rates["gankit"])
@@ -281,6 +281,9 @@ def main() -> int:
     parser.add_argument("--gemm-size", type=int, default=0, help="GEMM side (default 1024 on CPU, 4096 on GPU)")
     parser.add_argument("--samples", type=int, default=10000, help="images for the sampling rate (default 10000)")
     parser.add_argument("--compile", action="store_true", help="also time fp32 + torch.compile (slow to compile)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for gankit's side of the comparison, e.g. train.precision=fp32")
+    parser.add_argument("--name", default="train_speed", help="results file name (default train_speed)")
     args = parser.parse_args()
 
     from gankit.data import load_dataset
@@ -306,11 +309,11 @@ def main() -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/train_speed.py " + " ".join(sys.argv[1:]), "steps": args.steps,
         "machine": info, "gemm_size": n, "gemm_peak_gflops": peak, "flops_per_image": flops,
-        "comparison": comparison, "achieved_gflops": achieved,
+        "gankit_overrides": args.set, "comparison": comparison, "achieved_gflops": achieved,
         "fraction_of_fp32_peak": {k: v / peak["fp32"] for k, v in achieved.items()},
         "peak_memory": memory, "sampling_images_per_s": sampling, "variants": rows,
     }
-    write_results("train_speed", record, markdown(record))
+    write_results(args.name, record, markdown(record))
     print(markdown(record))
     return 0
 

@@ -13,7 +13,7 @@ from gankit.data.clusters import CLUSTERS_FILE, kmeans_clusters
 from gankit.nets.coded import CodedGenerator, code_function, codes_from_z
 from gankit.nets.conditional import ClassifierDiscriminator, ProjectionDiscriminator
 from gankit.build import build_models
-from gankit.train import Trainer, train
+from gankit.engine import Trainer, train
 
 TINY = ("model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.log_every=1",
         "train.progress=false", "train.tensorboard=false", "train.grid_size=8", "train.ema=0.9",

@@ -15,7 +15,7 @@ from gankit.nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, ML
 from gankit.nets.conditional import (ClassifierDiscriminator, ConcatDiscriminator, ConditionalGenerator,
                                      ProjectionDiscriminator)
 from gankit.build import build_models
-from gankit.train import Trainer, train
+from gankit.engine import Trainer, train
 from conftest import run_iteration
 
 TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
@@ -226,7 +226,8 @@ def test_class_requests_on_an_unconditional_run_are_refused_in_one_line(tmp_path
 @pytest.mark.parametrize("args,message", [
     (["--class", "9"], r"--class must be in 0\.\.3"), (["--class", "zebra"], "unknown class 'zebra'"),
     (["--class", "1", "--per-class", "2"], "not both"), (["--per-class", "0"], "at least 1"),
-    (["--truncation", "0"], "--truncation must be positive"),
+    (["--truncation", "0"], "--truncation must be at least 0.05"),
+    (["--truncation", "1e-9"], "--truncation must be at least 0.05"),
 ])
 def test_bad_sample_requests(tmp_path, cond_run, capsys, args, message):
     capsys.readouterr()

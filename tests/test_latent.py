@@ -11,7 +11,7 @@ from gankit import GankitError, resolve
 from gankit.cli import main
 from gankit.latent import arithmetic, class_interpolation, interpolate, lerp, render, seed_code, slerp, traverse
 from gankit.build import build_models
-from gankit.train import train
+from gankit.engine import train
 
 TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
         "model.width_g=8", "model.width_d=8", "model.z_dim=8", "model.embed_dim=4", "train.batch_size=16",

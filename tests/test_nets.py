@@ -1,4 +1,6 @@
 """Shape contracts of every network and option: G(z) -> (N, C, H, W) in [-1, 1]; D(x) -> (N,)."""
+import re
+
 import pytest
 import torch
 
@@ -74,3 +76,35 @@ def test_dcgan_d_depth_adds_3x3_blocks_at_the_lowest_resolution(shape, depth):
 def test_depth_d_is_refused_for_the_mlp():
     with pytest.raises(GankitError, match="model.depth_d applies to dcgan only"):
         build_networks("mlp", 4, (1, 28, 28), 8, 8, "none", "none", "relu", "relu", depth_d=1)
+
+
+def test_architecture_options_come_from_yaml_and_set_and_are_checked(tmp_path):
+    from gankit import GankitError
+    from gankit.api import resolve_config as config
+    from gankit.build import build_models
+
+    cfg = config("mnist-mlp", ["model.options.widths=[32,48]"])
+    assert cfg.model.options == {"widths": [32, 48]}
+    G, D = build_models(cfg, (1, 28, 28))
+    assert [m.out_features for m in G.net if isinstance(m, torch.nn.Linear)] == [32, 48, 784]
+    assert [m.out_features for m in D.body if isinstance(m, torch.nn.Linear)] == [48, 32]
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {arch: mlp, options: {depth: 1}}\n")
+    G, _ = build_models(config(str(path)), (1, 28, 28))
+    assert len([m for m in G.net if isinstance(m, torch.nn.Linear)]) == 2
+    for bad, message in ((["model.options.widht=3"], 'unknown option model.options.widht for architecture mlp '
+                                                      '(did you mean "widths"?)'),
+                         (["model.options.widths=[a]"], "must be a list of ints"),
+                         (["model.arch=dcgan", "model.options.depth=2"], "for architecture dcgan; its options: none"),
+                         (["model.options=3"], "model.options must be a mapping")):
+        with pytest.raises(GankitError, match=re.escape(message)):
+            config("mnist-mlp", bad)
+
+
+def test_wrappers_say_what_a_base_network_lacks():
+    from gankit import GankitError
+    from gankit.nets.conditional import ProjectionDiscriminator
+
+    with pytest.raises(GankitError, match="Linear cannot serve as the base of a projection D: it has no "
+                                          "image_shape, feature_dim, head, features"):
+        ProjectionDiscriminator(torch.nn.Linear(2, 1), 3)

@@ -13,8 +13,8 @@ from gankit.objectives import get_objective
 from gankit.penalties import penalty_fn
 from gankit.build import build_models
 from gankit.checkpoint import load_checkpoint
-from gankit.train import Trainer, train
-from gankit.train import precision as P
+from gankit.engine import Trainer, train
+from gankit.engine import precision as P
 from conftest import run_iteration
 from gankit.checkpoint import latest_checkpoint
 

@@ -7,7 +7,7 @@ import torch
 
 from gankit import GankitError, resolve
 from gankit.checkpoint import load_checkpoint
-from gankit.train import Trainer, train
+from gankit.engine import Trainer, train
 from gankit.checkpoint import latest_checkpoint
 
 TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes

@@ -1,21 +1,27 @@
 """gankit: train, evaluate and understand Generative Adversarial Networks.
 
-The public API is what this module re-exports; `gankit.api` documents the training and run functions, and the
-``gankit`` command calls exactly them.
+The public API is what this module exports; `gankit.api` documents the training and run functions, and the
+``gankit`` command calls exactly them. Names are loaded on first use, so ``import gankit`` is instant and the
+command line starts (and answers Ctrl-C) before torch is imported.
 """
-from ._version import __version__  # noqa: E402
+from __future__ import annotations
 
-# The subpackage gankit.train is loaded first, so that the function gankit.train below is what the name means
-# afterwards (a subpackage imported later would replace the package attribute of the same name).
-from . import train as _engine  # noqa: E402,F401
-from .api import config, evaluate, sample, train  # noqa: E402
-from .config import RunConfig, resolve  # noqa: E402
-from .dynamics import DiracGAN, analyse_point, ntk, point_field  # noqa: E402
-from .errors import GankitError  # noqa: E402
-from .modes import Mode, Part, Phase, Term, register_mode  # noqa: E402
-from .objectives import OBJECTIVES, Objective, get_objective  # noqa: E402
-from .run import Run, load_run  # noqa: E402
+from ._lazy import lazy_getattr
+from ._version import __version__
 
-__all__ = ["DiracGAN", "GankitError", "Mode", "OBJECTIVES", "Objective", "Part", "Phase", "Run", "RunConfig", "Term",
-           "__version__", "analyse_point", "config", "evaluate", "get_objective", "load_run", "ntk", "point_field",
-           "register_mode", "resolve", "sample", "train"]
+_EXPORTS = {
+    "train": "api", "sample": "api", "evaluate": "api",
+    "RunConfig": "config", "resolve": "config",
+    "GankitError": "errors",
+    "Mode": "modes", "Part": "modes", "Phase": "modes", "Term": "modes", "register_mode": "modes",
+    "OBJECTIVES": "objectives", "Objective": "objectives", "get_objective": "objectives",
+    "Run": "run", "load_run": "run",
+    "DiracGAN": "dynamics", "analyse_point": "dynamics", "ntk": "dynamics", "point_field": "dynamics",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
+
+
+def __dir__():
+    return __all__

@@ -22,7 +22,8 @@ from .errors import GankitError
 from .run import Run, load_run
 
 
-def config(source: Union[str, RunConfig, None] = None, overrides: Sequence[str] = (), **settings) -> RunConfig:
+def resolve_config(source: Union[str, RunConfig, None] = None, overrides: Sequence[str] = (),
+                   **settings) -> RunConfig:
     """A resolved config: defaults <- preset or YAML ``source`` <- ``overrides`` ('key=value') <- ``settings``
     ({'train.epochs': 3}; None values are skipped). A `RunConfig` given as ``source`` is taken as it is."""
     if isinstance(overrides, str):
@@ -36,23 +37,24 @@ def config(source: Union[str, RunConfig, None] = None, overrides: Sequence[str] 
 
 def train(source: Union[str, RunConfig] = "digits-dcgan", overrides: Sequence[str] = (), *,
           run_dir: Union[str, Path, None] = None, resume: bool = False, force: bool = False, data=None,
-          hooks: tuple = (), sinks: tuple = (), **settings) -> Run:
+          hooks: tuple = (), sinks: tuple = (), lock=None, **settings) -> Run:
     """Train from a preset, a YAML file or a `RunConfig` and return the finished run (its last checkpoint).
 
     ``run_dir`` defaults to runs/<name>. ``resume=True`` continues the run in ``run_dir`` (its config.yaml is
     the source when ``source`` is None). ``data`` (a `gankit.data.ImageData`) skips loading; ``hooks`` and
-    ``sinks`` observe or schedule the run (`gankit.train.hooks`). The returned run's ``stop_signal`` is the
+    ``sinks`` observe or schedule the run (`gankit.engine.hooks`); ``lock`` is a `gankit.lock.RunLock` on
+    ``run_dir`` taken already. The returned run's ``stop_signal`` is the
     signal that stopped training early, or None.
     """
-    from .train import Trainer
+    from .engine import Trainer
 
     if resume and source is None:
         if run_dir is None:
             raise GankitError("resume=True needs the run_dir of the run to continue")
         source = str(Path(run_dir) / "config.yaml")
-    cfg = config(source, overrides, **settings)
+    cfg = resolve_config(source, overrides, **settings)
     folder = Path(run_dir) if run_dir is not None else Path("runs") / cfg.name
-    trainer = Trainer(cfg, folder, data, resume, force, hooks, sinks)
+    trainer = Trainer(cfg, folder, data, resume, force, hooks, sinks, lock)
     trainer.run()
     run = load_run(folder, device=str(trainer.device))
     run.stop_signal = trainer.stop_signal
@@ -67,36 +69,29 @@ def sample(run: Union[Run, str, Path], n: int = 64, seed: int = 0, labels: Optio
 
 def evaluate(target: Union[Run, str, Path, np.ndarray, torch.Tensor], dataset: Optional[str] = None,
              metrics: Sequence[str] = ("fid", "kid", "pr", "dc", "cs", "modes", "memo"), n: int = 10000,
-             seed: int = 0, data_dir: Optional[str] = None, **options) -> dict:
+             seed: int = 0, data_dir: Optional[str] = None, checkpoint: Optional[str] = None, **options) -> dict:
     """Scores of a run (``n`` samples) or of images against a dataset's test split, with floor and provenance.
 
-    Images are a uint8 array (N, H, W[, C]) or a float tensor (N, C, H, W) in [-1, 1] as `sample` returns;
-    they need ``dataset``. ``options`` go to `gankit.metrics.evaluate.evaluate_images` (extractor,
+    A run (a `Run` or its folder; ``checkpoint`` picks one of a folder's checkpoints) is sampled with ``seed``
+    and its result is also written to RUN_DIR/eval/. Images are an array (N, H, W[, C]) or (N, C, H, W) as
+    uint8, float in [0, 1] or float in [-1, 1] (as `sample` returns), checked and converted exactly; they
+    need ``dataset``. ``options`` go to `gankit.metrics.evaluate.evaluate_images` (extractor,
     inception_weights, floor, n_boot, progress).
     """
-    from .metrics.evaluate import evaluate_images, evaluate_run
+    from .metrics.evaluate import evaluate_images, evaluate_run, write_result
 
     metrics = tuple(metrics)
     if isinstance(target, (np.ndarray, torch.Tensor)):
         if not dataset:
             raise GankitError("evaluating images needs dataset=..., the dataset they imitate (e.g. 'mnist')")
-        images = _uint8(target)
-        return evaluate_images(images, dataset, data_dir, None, metrics, **options)
-    run = _as_run(target)
-    return evaluate_run(run.run_dir, n, seed, data_dir, str(run.checkpoint), metrics, **options)
+        images = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else target
+        return evaluate_images(images, dataset, data_dir, None, metrics, **options)  # checks the encoding
+    if isinstance(target, Run):
+        target, checkpoint = target.run_dir, str(target.checkpoint)
+    result = evaluate_run(target, n, seed, data_dir, checkpoint, metrics, **options)
+    result["provenance"]["written_to"] = str(write_result(Path(target), result))
+    return result
 
 
 def _as_run(run) -> Run:
     return run if isinstance(run, Run) else load_run(run)
-
-
-def _uint8(images) -> np.ndarray:
-    """uint8 (N, H, W[, C]) from a float tensor (N, C, H, W) in [-1, 1] or a uint8 array as it is."""
-    if isinstance(images, torch.Tensor):
-        if not images.is_floating_point() or images.dim() != 4:
-            raise GankitError(f"image tensors must be float (N, C, H, W) in [-1, 1], got {images.dtype} "
-                              f"{tuple(images.shape)}")
-        from .export import to_uint8
-
-        return to_uint8(images)
-    return images

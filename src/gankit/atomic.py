@@ -7,8 +7,12 @@ no temporary file behind.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
+
+from .errors import GankitError
 
 _UMASK = None  # read on first write
 
@@ -49,3 +53,41 @@ def atomic_write(path: Path, data: bytes) -> None:
         pass
 
 
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, text.encode("utf-8"))
+
+
+def image_bytes(image, fmt: str = "PNG", **options) -> bytes:
+    """A PIL image encoded in memory, for `atomic_write`."""
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def write_folder(out: Path, fill: Callable[[Path], None], owned: Callable[[Path], bool]) -> None:
+    """Make folder ``out`` whole or not at all: ``fill(tmp)`` writes into a sibling temporary folder, which
+    then replaces ``out``. An existing ``out`` is replaced only when ``owned(out)`` says gankit wrote it;
+    otherwise `GankitError`. On any failure the previous ``out`` is left as it was and the temporary folder
+    is removed.
+    """
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and owned(out)):
+        raise GankitError(f"{out} exists and holds files gankit did not write; choose a new or empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    old = out.parent / f".{out.name}.{os.getpid()}.old"
+    try:
+        fill(tmp)
+        if out.exists():
+            os.rename(out, old)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._version import __version__
+from .atomic import atomic_write_text
 from .data import ImageData
 from .errors import GankitError
 
@@ -192,7 +193,7 @@ def train_gan(subset: LabelledSet, spec: AugmentSpec, seed: int, run_dir: Path, 
     A small subset is repeated (every image equally often) so an "epoch" has about TILE_TO images.
     An existing run folder is resumed (a finished one returns at once).
     """
-    from .train import Trainer
+    from .engine import Trainer
 
     subset = _require(subset, "train_gan")
     if subset.origin != "train-subset":
@@ -336,8 +337,8 @@ def run_benchmark(train: ImageData, test: ImageData, spec: AugmentSpec, out_dir,
     result = {"spec": asdict(spec), "summary": summary, "runs": rows, "subsets": subsets,
               "provenance": {"gankit_version": __version__, "test_images": len(held_out), "test_split": test.name,
                              "seconds": round(time.time() - start, 1), "device": str(device)}}
-    (out_dir / "results.json").write_text(json.dumps(result, indent=1))
-    (out_dir / "results.md").write_text(markdown_table(result) + "\n")
+    atomic_write_text(out_dir / "results.json", json.dumps(result, indent=1))
+    atomic_write_text(out_dir / "results.md", markdown_table(result) + "\n")
     return result
 
 

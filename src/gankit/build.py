@@ -30,7 +30,7 @@ def build_models(cfg: RunConfig, image_shape: tuple, n_classes: int = 0):
 
     def build(z_dim: int, shape: tuple):
         return build_networks(m.arch, z_dim, shape, m.width_g, m.width_d, m.norm_g, m.norm_d, m.act_g, m.act_d,
-                              depth_d=m.depth_d)
+                              depth_d=m.depth_d, options=m.options)
 
     if m.codes:
         return build_coded(build, m.code_kind, m.codes, m.z_dim, tuple(image_shape), m.norm_d)

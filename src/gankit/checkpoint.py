@@ -68,8 +68,8 @@ def list_checkpoints(folder: Path) -> list:
     return sorted(p for p in folder.glob("ckpt-*.json") if not p.name.startswith("."))
 
 
-def load_checkpoint(path: Path, device="cpu") -> tuple:
-    """(tensors, meta) of a checkpoint JSON path; `GankitError` for anything that is not one."""
+def read_meta(path: Path) -> dict:
+    """The JSON half of a checkpoint (config, progress, ...), without reading its tensors."""
     path = Path(path)
     if path.suffix != ".json":
         raise GankitError(f"{path} is not a gankit checkpoint (expected a ckpt-*.json with its .safetensors); "
@@ -80,6 +80,13 @@ def load_checkpoint(path: Path, device="cpu") -> tuple:
         raise GankitError(f"{path} is not a readable checkpoint JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise GankitError(f"{path} is not a gankit checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    return meta
+
+
+def load_checkpoint(path: Path, device="cpu") -> tuple:
+    """(tensors, meta) of a checkpoint JSON path; `GankitError` for anything that is not one."""
+    path = Path(path)
+    meta = read_meta(path)
     name, digest = meta.get("tensors"), meta.get("sha256")
     plain = isinstance(name, str) and name == Path(name).name and name.endswith(".safetensors")  # no "../x"
     if not (plain and isinstance(digest, str)):

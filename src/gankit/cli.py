@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +33,20 @@ SAMPLE_EXAMPLES = """examples:
 
 
 def _train(args) -> int:
+    from .lock import lock_run_dir
+
+    # The folder is locked first, when the arguments name it, so a second writer is refused before torch loads.
+    named = Path(args.resume or args.run_dir) if (args.resume or args.run_dir) and not args.dry_run else None
+    lock = lock_run_dir(named, bool(args.resume)) if named is not None else None
+    try:
+        return _train_locked(args, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _train_locked(args, lock) -> int:
     from . import api
     from . import config as C
 
@@ -46,14 +62,14 @@ def _train(args) -> int:
             raise GankitError("gankit train needs a preset or config file, e.g. gankit train digits-dcgan "
                               f"(presets: {', '.join(C.preset_names())})")
         source = args.config
-    cfg = api.config(source, tuple(args.set or ()), **{
+    cfg = api.resolve_config(source, tuple(args.set or ()), **{
         "data.data_dir": args.data_dir, "train.epochs": args.epochs, "train.device": args.device,
         "train.precision": args.precision, "train.compile": args.compile})
     if args.dry_run:
         print(cfg.to_yaml(), end="")
         return 0
     run_dir = Path(args.resume) if args.resume else Path(args.run_dir or Path("runs") / cfg.name)
-    run = api.train(cfg, run_dir=run_dir, resume=bool(args.resume), force=args.force)
+    run = api.train(cfg, run_dir=run_dir, resume=bool(args.resume), force=args.force, lock=lock)
     p = run.progress
     print(f"trained {p['images']} images ({p['step']} steps) -> {run_dir}")
     if run.stop_signal is not None:
@@ -76,7 +92,8 @@ def _sample(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .metrics.evaluate import evaluate_images, evaluate_run, read_images, write_result
+    from . import api
+    from .metrics.evaluate import read_images
 
     if args.per_class is not None:  # conditional runs: does each requested class come out as that class?
         from .metrics.conditional import evaluate_class_accuracy, format_class_accuracy
@@ -88,17 +105,19 @@ def _evaluate(args) -> int:
         return 0
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if not metrics:
+        raise GankitError(f"--metrics {args.metrics!r} names no metric; e.g. --metrics fid,cs")
     options = {"extractor": args.extractor, "inception_weights": args.inception_weights, "floor": not args.no_floor,
                "progress": True}
     if args.images:
         if not args.dataset:
             raise GankitError("--images needs --dataset (e.g. --dataset mnist) to pick the feature extractor")
-        result = evaluate_images(read_images(args.images), args.dataset, args.data_dir, None, metrics, **options)
+        result = api.evaluate(read_images(args.images), args.dataset, metrics, data_dir=args.data_dir, **options)
     else:
         if not args.run_dir:
             raise GankitError("gankit evaluate needs a RUN_DIR or --images PATH --dataset NAME")
-        result = evaluate_run(args.run_dir, args.n, args.seed, args.data_dir, args.checkpoint, metrics, **options)
-        result["provenance"]["written_to"] = str(write_result(Path(args.run_dir), result))
+        result = api.evaluate(args.run_dir, None, metrics, args.n, args.seed, args.data_dir, args.checkpoint,
+                              **options)
     for note in result.get("notes", []):
         print(f"gankit: note: {note}", file=sys.stderr)
     print(json.dumps(result, indent=1) if args.json else format_result(result))
@@ -232,9 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; a `GankitError` is one line and exit 2, Ctrl-C at any moment one line and exit 130."""
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except GankitError as exc:
         print(f"gankit: error: {exc}", file=sys.stderr)
@@ -244,5 +263,23 @@ def main(argv=None) -> int:
         return 130
 
 
+def run() -> None:
+    """The ``gankit`` command: `main`, then exit; a Ctrl-C while the interpreter shuts down is ignored."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # between the last statement of main and its return
+        print("gankit: interrupted", file=sys.stderr)
+        code = 130
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if code == 130:
+        # Interrupted and already cleaned up. A Ctrl-C that landed in code a C extension ran through
+        # PyRun_* (pybind11's exec, during torch's import) makes Python re-raise SIGINT at exit, however
+        # it was handled: exit at once instead, with the status a shell gives a Ctrl-C.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -18,6 +18,7 @@ from typing import Any, Optional
 import yaml
 
 from .errors import GankitError, did_you_mean
+from .yaml_io import read_yaml, yaml_load
 
 
 @dataclass
@@ -52,6 +53,8 @@ class ModelConfig:
     # (InfoGAN; needs objective.info_weight > 0). codes=0: off.
     codes: int = 0
     code_kind: str = "clusters"       # clusters | info
+    # The architecture's own options (gankit.nets.registry), e.g. mlp: {depth: 2} or {widths: [256, 512]}.
+    options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -92,7 +95,7 @@ class TrainConfig:
     ema: float = 0.0                  # decay of the moving average of G's weights (0: off)
     ema_start: int = 0                # images seen before the average starts tracking G
     device: str = "auto"              # auto | cpu | cuda | cuda:N | mps
-    # Speed (gankit.train.precision). auto: bf16 autocast where bf16 is fast (CUDA >= 8.0, CPUs with
+    # Speed (gankit.engine.precision). auto: bf16 autocast where bf16 is fast (CUDA >= 8.0, CPUs with
     # AVX-512 BF16 or AMX), else fp32; losses and penalties always run in fp32; fp16 is CUDA-only.
     precision: str = "auto"           # auto | fp32 | bf16 | fp16
     channels_last: Optional[bool] = None  # NHWC memory format; None (auto): on CUDA only
@@ -113,7 +116,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    # Scoring during training (gankit.train.evaluation); needs a dataset with a domain classifier.
+    # Scoring during training (gankit.engine.evaluation); needs a dataset with a domain classifier.
     every: int = 0                    # score G every this many real images seen (0: never)
     n: int = 2000                     # samples per evaluation
     metrics: str = "fid,cs"           # comma-separated names, as for gankit evaluate --metrics
@@ -140,6 +143,8 @@ class RunConfig:
 
 
 PRESETS_PACKAGE = "gankit.presets"
+SEED_MAX = 2 ** 32 - 1                # seeds feed several generators (seed + 1, + 2, ...) and epoch orders
+GRID_MAX = 4096                       # images in a sample grid
 
 
 def preset_names() -> list:
@@ -176,6 +181,10 @@ def _coerce(value: Any, tp, key: str):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise GankitError(f"config key {key} must be a number, got {value!r}")
         return float(value)
+    if tp is dict:  # a free mapping (model.options): checked by whoever owns it when the config is validated
+        if not isinstance(value, dict):
+            raise GankitError(f"config key {key} must be a mapping, got {value!r}")
+        return value
     if tp is str:
         if not isinstance(value, str):
             raise GankitError(f"config key {key} must be a string, got {value!r}")
@@ -194,6 +203,8 @@ def _merge(obj, updates: dict, prefix: str = ""):
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value, full + ".")
+        elif isinstance(current, dict) and isinstance(value, dict):
+            setattr(obj, key, {**current, **value})
         else:
             setattr(obj, key, _coerce(value, _type_of(type(obj), key), full))
 
@@ -210,12 +221,19 @@ def validate(cfg: RunConfig) -> RunConfig:
         (0.0 <= t.ema < 1.0, "train.ema must be in [0, 1)"),
         (t.log_every >= 1, "train.log_every must be at least 1"),
         (t.keep_checkpoints >= 1, "train.keep_checkpoints must be at least 1"),
-        (t.grid_size >= 1, "train.grid_size must be at least 1"),
+        (1 <= t.grid_size <= GRID_MAX, f"train.grid_size must be between 1 and {GRID_MAX}"),
+        (t.checkpoint_every >= 1, "train.checkpoint_every must be at least 1 (epochs between checkpoints)"),
+        (0 <= t.seed <= SEED_MAX, f"train.seed must be between 0 and {SEED_MAX}"),
+        (0 <= cfg.eval.seed <= SEED_MAX, f"eval.seed must be between 0 and {SEED_MAX}"),
+        (t.ema_start >= 0, "train.ema_start must not be negative"),
+        (cfg.eval.n <= 1_000_000, "eval.n must be at most 1000000 samples"),
         (cfg.model.z_dim >= 1, "model.z_dim must be at least 1"),
         (cfg.model.depth_d >= 0, "model.depth_d must not be negative"),
         (cfg.model.width_g >= 1 and cfg.model.width_d >= 1, "model.width_g and model.width_d must be at least 1"),
         (cfg.optim.lr_g > 0 and cfg.optim.lr_d > 0, "optim.lr_g and optim.lr_d must be positive"),
         (0 <= cfg.optim.beta1 < 1 and 0 <= cfg.optim.beta2 < 1, "optim.beta1 and optim.beta2 must be in [0, 1)"),
+        (all(b is None or 0 <= b < 1 for b in (cfg.optim.beta1_d, cfg.optim.beta1_g)),
+         "optim.beta1_d and optim.beta1_g must be in [0, 1) (or null: the same as optim.beta1)"),
         (o.penalty_weight >= 0, "objective.penalty_weight must not be negative"),
         (o.penalty_every >= 1, "objective.penalty_every must be at least 1"),
         (o.clip >= 0, "objective.clip must not be negative (0 turns clipping off)"),
@@ -248,6 +266,10 @@ def validate(cfg: RunConfig) -> RunConfig:
             if isinstance(value, float) and not math.isfinite(value):
                 raise GankitError(f"config key {name}.{key} must be a finite number, got {value}")
     _validate_conditional(cfg)
+    from .nets import make_options
+
+    options = make_options(cfg.model.arch, cfg.model.options)  # unknown architecture, key or type: one line
+    cfg.model.options = {k: getattr(options, k) for k in cfg.model.options}  # typed: '[1,2]' from --set is a list
     if o.name == "custom" and not (o.f1 and o.f2 and o.f3):
         raise GankitError("objective.name=custom needs objective.f1, objective.f2 and objective.f3 expressions")
     return cfg
@@ -300,7 +322,7 @@ def parse_override(text: str) -> tuple:
         raise GankitError(f"--set expects key=value, got {text!r}; for example --set train.epochs=3")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_load(raw) if raw.strip() else ""
     except (yaml.YAMLError, RecursionError):
         value = raw
     if isinstance(value, (dict, list)):
@@ -316,21 +338,6 @@ def _nest(key: str, value) -> dict:
         node = node.setdefault(p, {})
     node[parts[-1]] = value
     return out
-
-
-def read_yaml(text: str, source: str) -> dict:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise GankitError(f"{source} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    except RecursionError:
-        raise GankitError(f"{source} is nested too deeply to read as YAML; flatten it to config sections "
-                          f"of plain values") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise GankitError(f"{source} must hold a mapping of config sections, got {type(data).__name__}")
-    return data
 
 
 def load_source(source: str) -> dict:

@@ -5,6 +5,7 @@ or a ``manifest.jsonl`` beside the PNGs from which `regenerate` redraws any imag
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Optional
@@ -12,6 +13,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .atomic import atomic_write, image_bytes, write_folder
 from .errors import GankitError, did_you_mean
 from .nets.conditional import cycle_labels
 
@@ -32,12 +34,17 @@ def write_images(images: np.ndarray, out: Path, labels=None) -> Path:
         if out.suffix == ".npz":
             out.parent.mkdir(parents=True, exist_ok=True)
             arrays = {"images": images} if labels is None else {"images": images, "labels": np.asarray(labels)}
-            np.savez_compressed(out, **arrays)
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **arrays)
+            atomic_write(out, buf.getvalue())  # a failed write leaves an earlier file as it was
             return out
-        out.mkdir(parents=True, exist_ok=True)
         width = max(5, len(str(len(images) - 1)))
-        for i, img in enumerate(images):
-            Image.fromarray(img).save(out / f"{i:0{width}d}.png")
+
+        def fill(tmp: Path) -> None:
+            for i, img in enumerate(images):
+                (tmp / f"{i:0{width}d}.png").write_bytes(image_bytes(Image.fromarray(img)))
+
+        write_folder(out, fill, _samples_folder)
     except OSError as exc:
         raise GankitError(f"cannot write samples to {out} ({exc.strerror or exc}); choose another --out") from None
     return out
@@ -116,15 +123,22 @@ def export_samples(G: torch.nn.Module, meta: dict, out: Path, n: int = 64, seed:
     return {"n": n, "out": str(out), "seed": seed, "manifest": str(out / MANIFEST)}
 
 
+def _samples_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds only what `gankit sample` writes (PNGs, class folders of PNGs, a manifest)."""
+    return all(p.name == MANIFEST or p.suffix == ".png" or p.is_dir() for p in folder.rglob("*"))
+
+
 def _write_folder(images: np.ndarray, out: Path, files: list, rows: list) -> None:
     from PIL import Image
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
+    def fill(tmp: Path) -> None:
         for img, name in zip(images, files):
-            (out / name).parent.mkdir(exist_ok=True)
-            Image.fromarray(img).save(out / name)
-        (out / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in rows))
+            (tmp / name).parent.mkdir(exist_ok=True)
+            (tmp / name).write_bytes(image_bytes(Image.fromarray(img)))
+        (tmp / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    try:
+        write_folder(out, fill, _samples_folder)
     except OSError as exc:
         raise GankitError(f"cannot write samples to {out} ({exc.strerror or exc}); choose another --out") from None
 

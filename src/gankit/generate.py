@@ -1,6 +1,8 @@
 """Draw samples from a generator: by seed, from given codes, in batches (loading a run: `gankit.run`)."""
 from __future__ import annotations
 
+import math
+import os
 from typing import Optional
 
 import torch
@@ -8,6 +10,17 @@ import torch
 from .errors import GankitError
 from .latent import latent_codes
 from .nets.conditional import cycle_labels, n_classes_of
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Refuse, before any work, what would need more than half of this machine's memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): nothing to compare with
+        return
+    if nbytes > total // 2:
+        raise GankitError(f"{what} need {nbytes / 2**30:,.1f} GiB in memory, more than half of this machine's "
+                          f"{total / 2**30:.1f} GiB; ask for fewer")
 
 
 @torch.no_grad()
@@ -20,6 +33,7 @@ def generate(G: torch.nn.Module, n: int, seed: int = 0, batch_size: int = 500, l
     """
     if n < 1:
         raise GankitError(f"--n must be at least 1, got {n}")
+    check_memory(n * 5 * math.prod(G.image_shape), f"--n {n:,} images of shape {tuple(G.image_shape)}")
     k = n_classes_of(G)
     if labels is None:
         labels = cycle_labels(k, n)

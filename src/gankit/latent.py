@@ -19,8 +19,12 @@ from typing import Optional, Sequence
 
 import torch
 
+from .atomic import atomic_write, image_bytes
 from .errors import GankitError
 from .nets.conditional import n_classes_of
+
+
+MIN_TRUNCATION = 0.05
 
 
 def latent_codes(n: int, z_dim: int, seed: int, truncation: Optional[float] = None) -> torch.Tensor:
@@ -29,8 +33,10 @@ def latent_codes(n: int, z_dim: int, seed: int, truncation: Optional[float] = No
     With ``truncation`` T every entry with |z| > T is redrawn from the same generator until all are within
     T (the truncation trick). The codes depend on (n, z_dim, seed, T) together: keep all four to redraw one.
     """
-    if truncation is not None and not truncation > 0:
-        raise GankitError(f"--truncation must be positive, got {truncation}")
+    if truncation is not None and not MIN_TRUNCATION <= truncation:
+        # each redraw keeps an entry with probability P(|z| <= T), about 0.8 T for small T: below 0.05 the
+        # redrawing runs for hours (1e-9: forever)
+        raise GankitError(f"--truncation must be at least {MIN_TRUNCATION}, got {truncation}")
     g = torch.Generator().manual_seed(int(seed))
     z = torch.randn(n, z_dim, generator=g)
     if truncation is not None:
@@ -152,7 +158,7 @@ def save_grid(images: torch.Tensor, path, nrow: Optional[int] = None) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _to_pil(images, nrow or images.shape[0]).save(path)
+        atomic_write(path, image_bytes(_to_pil(images, nrow or images.shape[0]), "PNG"))
     except OSError as exc:
         raise GankitError(f"cannot write {path} ({exc.strerror or exc}); choose another --out") from None
     return path
@@ -169,7 +175,8 @@ def save_gif(images: torch.Tensor, path, ms_per_frame: int = 120, scale: int = 4
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
+        atomic_write(path, image_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:],
+                                       duration=ms_per_frame, loop=0))
     except OSError as exc:
         raise GankitError(f"cannot write {path} ({exc.strerror or exc}); choose another --out") from None
     return path

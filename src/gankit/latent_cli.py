@@ -10,8 +10,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from .errors import GankitError
 
 EXAMPLES = """examples:
@@ -62,6 +60,7 @@ def _save(images: torch.Tensor, args, nrow=None, frames=None) -> dict:
 
 
 def _interpolate(args) -> int:
+    import torch
     from .latent import interpolate, seed_code
 
     G, _, label = _load(args)
@@ -76,6 +75,7 @@ def _interpolate(args) -> int:
 
 
 def _traverse(args) -> int:
+    import torch
     from .latent import seed_code, traverse
 
     G, _, label = _load(args)
@@ -89,6 +89,8 @@ def _traverse(args) -> int:
 
 
 def _classes(args) -> int:
+    import torch
+
     from .export import resolve_class
     from .latent import class_interpolation, seed_code
 
@@ -101,6 +103,7 @@ def _classes(args) -> int:
 
 
 def _arithmetic(args) -> int:
+    import torch
     from .latent import arithmetic, seed_code
 
     G, _, label = _load(args)

@@ -88,7 +88,7 @@ def test_kernel_points_of_a_cluster_coded_run_carry_clusters_and_codes(tmp_path,
     from gankit.config import resolve
     from gankit.dynamics.kernel import run_points
     from gankit.latent import latent_codes
-    from gankit.train import train
+    from gankit.engine import train
 
     cfg = resolve("mnist-dcgan", ("model.codes=4", "model.width_g=8", "model.width_d=8", "model.z_dim=8",
                                   "train.batch_size=16", "train.progress=false", "train.tensorboard=false",

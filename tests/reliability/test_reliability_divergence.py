@@ -12,7 +12,7 @@ import torch
 
 from gankit import GankitError, resolve
 from gankit.cli import main
-from gankit.train import Trainer, train
+from gankit.engine import Trainer, train
 from gankit.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
 from conftest import write_image_folder

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from gankit import resolve
-from gankit.train import Trainer, train
+from gankit.engine import Trainer, train
 from gankit import health
-from gankit.train.reporting import ProgressSink, Reporter
+from gankit.engine.reporting import ProgressSink, Reporter
 
 TINY = ("model.codes=0",  # tiny data: fewer images than the preset's 100 codes
         "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=16", "train.progress=false",
@@ -142,7 +142,7 @@ def test_the_progress_bar_shows_warnings_and_messages(capsys):
 
 
 def test_messages_go_to_stderr_without_a_progress_bar(tmp_path, capsys):
-    from gankit.train.reporting import LogSink
+    from gankit.engine.reporting import LogSink
 
     reporter = Reporter([LogSink(tmp_path / "log.txt")])
     reporter.message("health: something")

@@ -52,7 +52,7 @@ def setup(tmp_path_factory):
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # the forkserver and real processes: same arithmetic as each other
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["gankit.cli", "gankit.train", "torch._dynamo", "gankit.dynamics.cli", __name__])
+    ctx.set_forkserver_preload(["gankit.cli", "gankit.engine", "torch._dynamo", "gankit.dynamics.cli", __name__])
     reference = root / "reference"
     p = ctx.Process(target=_child, args=(_argv(folder, reference),))
     p.start()

@@ -12,10 +12,10 @@ import torch
 
 from gankit import GankitError, resolve
 from gankit.cli import main
-from gankit.train import Trainer, train
+from gankit.engine import Trainer, train
 from gankit.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
-from gankit.train.rundir import install_signal_handlers as _install_signal_handlers
-from gankit.train.rundir import restore_signal_handlers as _restore_signal_handlers
+from gankit.engine.rundir import install_signal_handlers as _install_signal_handlers
+from gankit.engine.rundir import restore_signal_handlers as _restore_signal_handlers
 
 from conftest import write_image_folder
 

@@ -14,17 +14,22 @@ Example:
     >>> info["classification"], [round(v, 4) for v in info["eigenvalues"][1]]
     ('stable focus', [-0.8, 1.833])
 """
-from .circling import CirclingConfig, compare, run_circling
-from .dirac import REGULARISERS, DiracGAN
-from .field import PointField, find_d0, point_field
-from .kernel import function_space_step, kernel_eigenvalues, load_discriminator, ntk
-from .linear import analyse_point, classify, field_grid, jacobian
-from .stepsize import analyse_stepsize, largest_stable_lr, spectral_radius, update_matrix
-from .trajectories import (Trajectory, euler, integrate, linearised_lyapunov, lyapunov_check, squared_distance,
-                           summarise)
+from __future__ import annotations
 
-__all__ = ["CirclingConfig", "DiracGAN", "PointField", "REGULARISERS", "Trajectory", "analyse_point",
-           "analyse_stepsize", "classify", "compare", "euler", "field_grid", "find_d0", "function_space_step",
-           "integrate", "jacobian", "kernel_eigenvalues", "largest_stable_lr", "linearised_lyapunov",
-           "load_discriminator", "lyapunov_check", "ntk", "point_field", "run_circling", "spectral_radius",
-           "squared_distance", "summarise", "update_matrix"]
+from .._lazy import lazy_getattr
+
+_EXPORTS = {
+    "CirclingConfig": "circling", "compare": "circling", "run_circling": "circling",
+    "REGULARISERS": "dirac", "DiracGAN": "dirac",
+    "PointField": "field", "find_d0": "field", "point_field": "field",
+    "function_space_step": "kernel", "kernel_eigenvalues": "kernel", "load_discriminator": "kernel", "ntk": "kernel",
+    "analyse_point": "linear", "classify": "linear", "field_grid": "linear", "jacobian": "linear",
+    "analyse_stepsize": "stepsize", "largest_stable_lr": "stepsize", "spectral_radius": "stepsize",
+    "update_matrix": "stepsize",
+    "Trajectory": "trajectories", "euler": "trajectories", "integrate": "trajectories",
+    "linearised_lyapunov": "trajectories", "lyapunov_check": "trajectories", "squared_distance": "trajectories",
+    "summarise": "trajectories",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

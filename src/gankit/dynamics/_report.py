@@ -12,7 +12,6 @@ import math
 import numpy as np
 
 from ..errors import GankitError
-from ..objectives import Objective, get_objective
 
 
 def pair(text: str, flag: str) -> tuple:
@@ -26,8 +25,9 @@ def pair(text: str, flag: str) -> tuple:
     return a, b
 
 
-def objective_from_args(args) -> Objective:
+def objective_from_args(args):
     """--objective NAME, or --f1/--f2/--f3 (+ --domain) expressions; default non-saturating."""
+    from ..objectives import Objective, get_objective
     exprs = [getattr(args, k, None) for k in ("f1", "f2", "f3")]
     if any(e is not None for e in exprs):
         if args.objective:
@@ -88,6 +88,7 @@ def _kernel_setup(args):
     """(D, objective, (x_real, x_fake, y_real, y_fake), toy grid or None, description) for the kernel command.
 
     The labels are None unless the run's D takes them (see `run_points`)."""
+    from ..objectives import get_objective
     import torch
 
     from .circling import sample_mixture
@@ -155,6 +156,7 @@ def kernel_report(args) -> tuple:
 
 def circling_report(args) -> tuple:
     """(JSON dict, text lines) of ``gankit dynamics circling``."""
+    from ..objectives import get_objective
     from .circling import CirclingConfig, compare, run_circling
 
     if args.steps < 1 or args.lr <= 0 or args.batch_size < 2:

@@ -123,7 +123,7 @@ def _stepsize_parser(subs) -> None:
 
 
 def _dirac_parser(subs) -> None:
-    from .dirac import REGULARISERS
+    from ._names import REGULARISERS
 
     p = _sub(subs, "dirac", "the Dirac-GAN: eigenvalues at equilibrium and a training trajectory", DIRAC_EXAMPLES)
     _add_objective(p)
@@ -217,10 +217,22 @@ def _field(args) -> int:
     return emit(args, out, lines)
 
 
+MAX_STEPS = 1_000_000  # about 10 minutes of Dirac-GAN steps on one CPU core
+
+
+def check_steps(steps: int) -> int:
+    """A step count that finishes: positive and at most `MAX_STEPS`."""
+    if not 1 <= steps <= MAX_STEPS:
+        raise GankitError(f"--steps must be between 1 and {MAX_STEPS:,} (100,000 Dirac-GAN steps take about a minute),"
+                          f" got {steps:,}")
+    return steps
+
+
 def _trajectory(args) -> int:
     from .field import point_field
     from .trajectories import distance_to, euler, integrate, summarise
 
+    check_steps(args.steps)
     obj = objective_from_args(args)
     f = point_field(obj, args.pd, args.d0)
     rest = next((p for p in f.rest_points() if f.is_correct(p)), None)
@@ -312,6 +324,7 @@ def _dirac(args) -> int:
     from .linear import analyse_point, field_grid
     from .trajectories import euler, integrate, summarise
 
+    check_steps(args.steps)
     obj = objective_from_args(args)
     g = DiracGAN(obj, args.reg, args.gamma)
     info = analyse_point(g, (0.0, 0.0))
@@ -349,5 +362,6 @@ def _kernel(args) -> int:
 def _circling(args) -> int:
     from ._report import circling_report
 
+    check_steps(args.steps)
     out, lines = circling_report(args)
     return emit(args, out, lines)

@@ -35,8 +35,8 @@ from .. import penalties
 from ..errors import GankitError, did_you_mean
 from ..objectives import Objective
 from ._autograd import DTYPE, grads, leaves, on_logits
+from ._names import REGULARISERS
 
-REGULARISERS = ("none", "r1", "r2", "gp", "noise", "consensus")
 _NOISE_NODES = 32   # Gauss-Hermite nodes for instance noise; exact for polynomials up to degree 63
 
 

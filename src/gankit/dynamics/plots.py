@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write, image_bytes
+
 _DPI = 80
 
 
@@ -35,7 +37,8 @@ def _save(fig, path) -> Path:
     _plt().close(fig)
     buf.seek(0)
     with Image.open(buf) as im:
-        im.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+        png = image_bytes(im.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT), optimize=True)
+    atomic_write(path, png)
     return path
 
 

@@ -24,8 +24,10 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as st_save
 
+from ..atomic import atomic_write
 from ..data import load_dataset
 from ..data._idx import default_cache_dir
 from ..errors import GankitError
@@ -184,6 +186,6 @@ def save_classifier(dataset: str, model: nn.Module, info: dict) -> dict:
     path = cache_path(dataset)
     info = dict(info, hash=weights_hash(model))
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path.with_suffix(".safetensors")))
-    path.with_suffix(".json").write_text(json.dumps(info, indent=1))
+    atomic_write(path.with_suffix(".safetensors"), st_save({k: v.contiguous() for k, v in model.state_dict().items()}))
+    atomic_write(path.with_suffix(".json"), json.dumps(info, indent=1).encode())
     return info

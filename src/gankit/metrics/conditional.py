@@ -19,6 +19,7 @@ from typing import Optional
 import torch
 
 from .._version import __version__
+from ..atomic import atomic_write_text
 from ..data import to_tensor_images
 from ..errors import GankitError
 
@@ -72,7 +73,7 @@ def evaluate_class_accuracy(run_dir, per_class: int = 1000, seed: int = 0, data_
     folder = Path(run_dir) / "eval"
     folder.mkdir(exist_ok=True)
     path = folder / f"{meta['progress']['images']:012d}-class-accuracy-seed{seed}.json"
-    path.write_text(json.dumps(result, indent=1))
+    atomic_write_text(path, json.dumps(result, indent=1))
     result["provenance"]["written_to"] = str(path)
     return result
 

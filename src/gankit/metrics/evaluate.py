@@ -22,9 +22,11 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..atomic import atomic_write_text
 from ..data import to_tensor_images
 from ..data._idx import default_cache_dir
 from ..errors import GankitError
+from ..images import as_uint8, read_folder
 from . import frechet, kid, manifold, memorisation, scores  # noqa: F401  (they register the metrics)
 from .extractors import Extractor, domain_extractor, resolve_extractor
 from .reference import derived, source_tag, split_features
@@ -51,20 +53,19 @@ class Reference:
 
 
 def read_images(path) -> np.ndarray:
-    """uint8 images from an ``.npz`` (array ``images``) or a folder of PNGs (and its subfolders), sorted by path."""
-    from PIL import Image
-
+    """Images from an ``.npz`` (array ``images``) or a folder of PNGs (and its subfolders), sorted by path;
+    `evaluate_images` checks and converts their encoding."""
     path = Path(path)
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as f:
                 return f["images"]
         except (OSError, KeyError, ValueError) as exc:
-            raise GankitError(f"{path} is not an .npz with a uint8 array 'images' ({exc})") from None
-    files = sorted(p for p in path.rglob("*.png")) if path.is_dir() else []  # with class subfolders (gankit sample)
-    if not files:
+            raise GankitError(f"{path} is not an .npz with an array 'images' ({exc})") from None
+    images = read_folder(path) if path.is_dir() else None  # with class subfolders (gankit sample)
+    if images is None or not len(images):
         raise GankitError(f"{path} is neither an .npz file nor a folder of PNG images")
-    return np.stack([np.asarray(Image.open(p)) for p in files])
+    return images
 
 
 def _with_logits(fs: FeatureSet, domain: Optional[Extractor], logits_of) -> FeatureSet:
@@ -138,9 +139,7 @@ def real_floor(reference: Reference, domain: Optional[Extractor], metrics: list,
         real = FeatureSet(train.features[idx], None if train.logits is None else train.logits[idx])
         stored.update(_per_metric(real, reference, missing, seed, n_boot, fake_train_index=idx))
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(stored, indent=1))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(stored, indent=1))
     return {k: v for m in metrics for k, v in stored[m.name].items()}
 
 
@@ -211,12 +210,13 @@ def evaluate_images(images: np.ndarray, dataset: str, data_dir: Optional[str] = 
     'notes' (one-line remarks, e.g. which extractor was used and why) and 'provenance'.
     """
     start = time.time()
+    images, encoding = as_uint8(images)  # a wrong encoding is refused before any work
     scorer = Scorer(dataset, data_dir, metrics, extractor, inception_weights, need_train=floor, progress=progress)
     reference = scorer.reference
     x = to_tensor_images(images)
     n, metric_seed = len(x), 0 if seed is None else int(seed)
     result = scorer.score(x, metric_seed, n_boot)
-    notes = [scorer.note] if scorer.note else []
+    notes = [n for n in (scorer.note, encoding) if n]
     floor_values = None
     if floor and n <= len(reference.train):
         floor_values = real_floor(reference, scorer.domain, scorer.metrics, n, metric_seed, n_boot)
@@ -251,10 +251,15 @@ def evaluate_run(run_dir, n: int = 10000, seed: int = 0, data_dir: Optional[str]
 
 
 def write_result(run_dir: Path, result: dict) -> Path:
-    """Save a result as RUN_DIR/eval/<images_seen>-seed<seed>.json."""
+    """Save a result as RUN_DIR/eval/<images_seen>-n<n>-seed<seed>-<metrics>.json (atomically).
+
+    The name holds everything that changes the numbers, so a result is only ever replaced by the same evaluation
+    run again, never by one with another metric set or sample count.
+    """
     folder = Path(run_dir) / "eval"
     folder.mkdir(exist_ok=True)
     p = result["provenance"]
-    path = folder / f"{p.get('images_seen', 0):012d}-seed{p['seed']}.json"
-    path.write_text(json.dumps(result, indent=1))
+    metrics = "+".join(sorted(m["name"] if isinstance(m, dict) else str(m) for m in p.get("metrics", [])))
+    path = folder / f"{p.get('images_seen', 0):012d}-n{p.get('n')}-seed{p['seed']}-{metrics or 'none'}.json"
+    atomic_write_text(path, json.dumps(result, indent=1))
     return path

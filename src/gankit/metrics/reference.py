@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as st_save
 
+from ..atomic import atomic_write
 from ..data import load_dataset
 from ..data._idx import default_cache_dir
 from .extractors import Extractor
@@ -38,9 +40,7 @@ def cached_tensors(path: Path, compute: Callable[[], dict]) -> dict:
         return load_file(str(path))
     tensors = {k: v.contiguous() for k, v in compute().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    atomic_write(path, st_save(tensors))  # a concurrent reader never sees half a file
     return tensors
 
 

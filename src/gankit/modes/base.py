@@ -9,7 +9,7 @@ A **mode** is one game (a plain GAN, CycleGAN, progressive growing, ...). It dec
 - its **batch source**: what one iteration consumes (`gankit.modes.sources`);
 - its **fixed inputs** and how it draws images for grids, health statistics and `gankit sample`.
 
-The engine (`gankit.train.engine`) builds optimisers, EMA copies and gradient scalers for the parts, runs the
+The engine (`gankit.engine.trainer`) builds optimisers, EMA copies and gradient scalers for the parts, runs the
 phases, logs every term as ``loss/<term name>`` and checkpoints everything by part name. A mode never sees an
 optimiser or calls ``backward()``: a term is a small function of the phase's prepared inputs.
 

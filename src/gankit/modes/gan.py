@@ -33,6 +33,7 @@ from typing import Any, Optional
 import torch
 
 from .. import health
+from ..atomic import atomic_write
 from ..build import build_models, build_objective
 from ..data.clusters import CLUSTERS_FILE, clusters_bytes, kmeans_clusters, read_clusters
 from ..errors import GankitError
@@ -133,8 +134,6 @@ class GanMode(Mode):
 
     def write_files(self, run_dir) -> None:
         if self.real_codes is not None:
-            from ..atomic import atomic_write
-
             atomic_write(Path(run_dir) / CLUSTERS_FILE, clusters_bytes(self.real_codes, self._coded.code_probs))
 
     def batches(self, data, seed: int) -> ImageBatches:

@@ -5,15 +5,15 @@ import contextlib
 
 import torch.nn as nn
 
-from ..errors import GankitError, did_you_mean
+from ..errors import GankitError
 from ._layers import ACTIVATIONS, NORMS, activation, check_norm
 from .dcgan import DCGANDiscriminator, DCGANGenerator
-from .mlp import MLPDiscriminator, MLPGenerator
+from .mlp import MLPDiscriminator, MLPGenerator, MLPOptions
+from .protocols import Discriminator, FeatureDiscriminator, Generator
+from .registry import ARCHITECTURES, architecture, make_options, register_architecture, split_options
 
-ARCHITECTURES = {
-    "mlp": (MLPGenerator, MLPDiscriminator),
-    "dcgan": (DCGANGenerator, DCGANDiscriminator),
-}
+register_architecture("mlp", MLPGenerator, MLPDiscriminator, MLPOptions)
+register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator)
 
 
 @contextlib.contextmanager
@@ -29,23 +29,25 @@ def eval_mode(module: nn.Module):
 
 
 def build_networks(arch: str, z_dim: int, image_shape: tuple, width_g: int, width_d: int,
-                   norm_g: str, norm_d: str, act_g: str, act_d: str, depth_d: int = 0, **extra):
-    """Build (G, D) for an architecture name; names are resolved here, once."""
-    if arch not in ARCHITECTURES:
-        raise GankitError(f"unknown architecture {arch!r}{did_you_mean(arch, ARCHITECTURES)}; "
-                          f"choose one of {', '.join(ARCHITECTURES)}")
+                   norm_g: str, norm_d: str, act_g: str, act_d: str, depth_d: int = 0, options=None):
+    """Build (G, D) for a registered architecture name; names are resolved here, once.
+
+    ``options``: a mapping of the architecture's options (``model.options``) or its options dataclass.
+    """
+    G_cls, D_cls, _ = architecture(arch)
     for name in (norm_g, norm_d):
         check_norm(name)
     for name in (act_g, act_d):
         activation(name)
-    G_cls, D_cls = ARCHITECTURES[arch]
     if depth_d and arch != "dcgan":
         raise GankitError(f"model.depth_d applies to dcgan only, not {arch}; set model.depth_d=0")
-    G = G_cls(z_dim, image_shape, width=width_g, norm=norm_g, act=act_g, **extra)
-    D = D_cls(image_shape, width=width_d, norm=norm_d, act=act_d, **({"depth": depth_d} if depth_d else {}), **extra)
+    opts = make_options(arch, options or {}) if options is None or isinstance(options, dict) else options
+    G = G_cls(z_dim, image_shape, width=width_g, norm=norm_g, act=act_g, **split_options(opts, G_cls))
+    D = D_cls(image_shape, width=width_d, norm=norm_d, act=act_d, **({"depth": depth_d} if depth_d else {}),
+              **split_options(opts, D_cls))
     return G, D
 
 
-__all__ = ["ACTIVATIONS", "ARCHITECTURES", "NORMS", "DCGANDiscriminator", "DCGANGenerator",
-           "MLPDiscriminator", "MLPGenerator", "build_networks",
-           "eval_mode"]
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "NORMS", "DCGANDiscriminator", "DCGANGenerator", "Discriminator",
+           "FeatureDiscriminator", "Generator", "MLPDiscriminator", "MLPGenerator", "MLPOptions", "architecture",
+           "build_networks", "eval_mode", "make_options", "register_architecture"]

@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .conditional import ClassifierDiscriminator, ProjectionDiscriminator
+from .protocols import Generator, check
 
 
 def codes_from_z(z: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
@@ -59,6 +60,7 @@ class CodedGenerator(nn.Module):
 
     def __init__(self, base: nn.Module, n_codes: int):
         super().__init__()
+        check(base, Generator, "the base of a coded G")
         assert base.z_dim > n_codes, "base G must take z_dim - 1 + n_codes inputs"
         self.base, self.n_codes = base, n_codes
         self.z_dim = base.z_dim - n_codes + 1

@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from ..errors import GankitError
 from ._layers import weight_layer
+from .protocols import FeatureDiscriminator, Generator, check
 
 
 def _check_labels(y: torch.Tensor, n: int) -> None:
@@ -42,6 +43,7 @@ class ConditionalGenerator(nn.Module):
 
     def __init__(self, base: nn.Module, n_classes: int, embed_dim: int):
         super().__init__()
+        check(base, Generator, "the base of a conditional G")
         assert base.z_dim > embed_dim, "base G must take z_dim + embed_dim inputs"
         self.base, self.n_classes, self.embed_dim = base, n_classes, embed_dim
         self.z_dim = base.z_dim - embed_dim
@@ -89,6 +91,7 @@ class ProjectionDiscriminator(nn.Module):
 
     def __init__(self, base: nn.Module, n_classes: int, aux_classifier: bool = False, norm: str = "none"):
         super().__init__()
+        check(base, FeatureDiscriminator, "the base of a projection D")
         self.base, self.n_classes = base, n_classes
         self.image_shape = base.image_shape
         f = base.feature_dim
@@ -116,6 +119,7 @@ class ClassifierDiscriminator(nn.Module):
 
     def __init__(self, base: nn.Module, n_classes: int, norm: str = "none"):
         super().__init__()
+        check(base, FeatureDiscriminator, "the base of a D with a class or code head")
         self.base, self.n_classes = base, n_classes
         self.image_shape = base.image_shape
         self.classes = weight_layer(nn.Linear(base.feature_dim, n_classes), norm)

@@ -34,7 +34,7 @@ class Run:
     tensors: dict = field(repr=False)
     device: torch.device = torch.device("cpu")
     weights: dict = field(default_factory=dict)  # part name -> the checkpoint prefix its weights came from
-    stop_signal: Optional[int] = None  # set by gankit.train: the signal that stopped training early, if any
+    stop_signal: Optional[int] = None  # set by gankit.train(): the signal that stopped training early, if any
 
     @property
     def progress(self) -> dict:

@@ -9,7 +9,7 @@ A run can be stopped (SIGINT/SIGTERM) between iterations or killed at any moment
 data order of epoch k depends only on (seed, k); the noise generator, global RNG, parts, EMA copies and
 optimisers are all checkpointed; metrics.jsonl is cut back to the checkpoint. On logged steps, losses,
 gradient norms and weights are checked for NaN/Inf; a divergence stops the run or (train.on_nan=rollback)
-reloads the last good checkpoint with lower learning rates. Hooks (`gankit.train.hooks`) scale learning
+reloads the last good checkpoint with lower learning rates. Hooks (`gankit.engine.hooks`) scale learning
 rates and act after each iteration; extra sinks receive everything the run reports.
 """
 from __future__ import annotations
@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from torchvision.utils import make_grid, save_image
+from PIL import Image
+from torchvision.utils import make_grid
 
 from .._version import __version__
 from .. import checkpoint as ck
 from .. import health
+from ..atomic import atomic_write, image_bytes
 from ..config import RunConfig
 from ..data import ImageData, load_dataset
 from ..errors import GankitError
+from ..lock import RunLock, lock_run_dir
 from ..modes import Context, get_mode
 from ..nets import eval_mode
 from ..run.legacy import upgrade_meta
@@ -46,10 +49,11 @@ from .stepper import Stepper
 
 class Trainer:
     """Build everything from a config, then ``run()``. ``data`` may be given to skip loading; ``hooks`` and
-    ``sinks`` add schedules and observers to those the config asks for."""
+    ``sinks`` add schedules and observers to those the config asks for; ``lock`` is the run folder's lock
+    when the caller took it already (the command line does, before loading torch)."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, data: Optional[ImageData] = None, resume: bool = False,
-                 force: bool = False, hooks: tuple = (), sinks: tuple = ()):
+                 force: bool = False, hooks: tuple = (), sinks: tuple = (), lock: Optional[RunLock] = None):
         self.cfg, self.run_dir, self.resumed = cfg, Path(run_dir), resume
         self.device = pick_device(cfg.train.device)
         t = cfg.train
@@ -57,9 +61,9 @@ class Trainer:
         self.stop_signal: Optional[int] = None
         self.extra_sinks = list(sinks)
         mode_cls = get_mode(cfg.mode)
-        rundir.check_run_dir(self.run_dir, cfg, resume, force)  # refuse before anything is loaded or written
-        self.lock = rundir.RunLock(self.run_dir)
+        self.lock = lock or lock_run_dir(self.run_dir, resume)  # one writer: first, so a second one learns who
         try:
+            self.run_id = rundir.check_run_dir(self.run_dir, cfg, resume, force)  # refuse before loading or writing
             mode_cls.validate(cfg)  # before a long data load
             self._build(mode_cls, data, resume, force, hooks)
         except BaseException:
@@ -96,7 +100,7 @@ class Trainer:
         ck.check_free_space(self.run_dir, self.parts.nbytes(), cfg.train.keep_checkpoints + best)
         if resume:
             self._restore(ck.latest_checkpoint(self.run_dir / "checkpoints"))
-        rundir.write_run_dir(self.run_dir, cfg, resume, force)
+        rundir.write_run_dir(self.run_dir, cfg, resume, force, self.run_id)
         if not resume:
             self.mode.write_files(self.run_dir)
         self._reload_history(self.progress.images if resume else -1)
@@ -311,14 +315,12 @@ class Trainer:
             for m in nets.values():
                 stack.enter_context(eval_mode(m))
             images = self.mode.draw(nets, self.grid_inputs).float().add(1).div(2).clamp(0, 1).cpu()
-        nrow = max(1, int(math.sqrt(images.shape[0])))
+        grid = make_grid(images, nrow=max(1, int(math.sqrt(images.shape[0]))), padding=2)
         path = self.run_dir / "samples" / f"{name or f'epoch_{self.progress.epoch:03d}'}.png"
         path.parent.mkdir(exist_ok=True)
-        try:
-            save_image(images, path, nrow=nrow, padding=2)
-        except OSError as exc:  # PIL's errors name no file
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
-        reporter.image("samples", make_grid(images, nrow=nrow, padding=2), self.progress.epoch)
+        pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()  # as save_image
+        atomic_write(path, image_bytes(Image.fromarray(pixels)))
+        reporter.image("samples", grid, self.progress.epoch)
 
     def _reporter(self) -> Reporter:
         self._log_file = LogSink(self.run_dir / "log.txt")
@@ -336,6 +338,7 @@ class Trainer:
         tensors: dict = {}
         meta = {
             "gankit_version": __version__,
+            "run_id": self.run_id,
             "config": self.cfg.to_dict(),
             "progress": self.progress.to_dict(),
             **self.parts.save(tensors),

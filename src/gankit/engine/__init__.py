@@ -1,5 +1,5 @@
 """Training: the run engine, its stepper, parts, hooks, checkpoints of the training state and reporting."""
-from .engine import Trainer, train
+from .trainer import Trainer, train
 from .hooks import Hook, LinearDecay
 from .progress import Progress
 

@@ -2,7 +2,7 @@
 
 A hook may scale every part's learning rate (``lr_scale``, computed afresh from the progress each iteration so
 that resume stays exact) and act after each iteration (``after_iteration``: a fade-in weight, a stage change).
-Sinks, the other kind of observer, receive every reported value and message (`gankit.train.reporting`).
+Sinks, the other kind of observer, receive every reported value and message (`gankit.engine.reporting`).
 """
 from __future__ import annotations
 
