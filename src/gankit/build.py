@@ -1,8 +1,6 @@
 """Turn a resolved `RunConfig` into objects: names are resolved here and nowhere else."""
 from __future__ import annotations
 
-import torch
-
 from .config import RunConfig
 from .errors import GankitError
 from .nets import build_networks
@@ -38,15 +36,3 @@ def build_models(cfg: RunConfig, image_shape: tuple, n_classes: int = 0):
         return build(m.z_dim, image_shape)
     return build_conditional(build, m.conditional, m.n_classes or n_classes, m.embed_dim,
                              cfg.objective.ac_weight > 0, m.z_dim, tuple(image_shape), m.norm_d)
-
-
-def build_optimizers(cfg: RunConfig, G: torch.nn.Module, D: torch.nn.Module, device: torch.device):
-    o = cfg.optim
-    # foreach kernels update all parameters of a network in a few launches; on CUDA the fused kernel does it
-    # in one. CPU keeps foreach: its fused Adam was no faster here and would change fp32 results bit for bit.
-    kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    b1g = o.beta1 if o.beta1_g is None else o.beta1_g
-    b1d = o.beta1 if o.beta1_d is None else o.beta1_d
-    opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=(b1g, o.beta2), **kw)
-    opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=(b1d, o.beta2), **kw)
-    return opt_g, opt_d

@@ -59,10 +59,20 @@ def _save(images: torch.Tensor, args, nrow=None, frames=None) -> dict:
     return out
 
 
+MAX_STEPS = 256  # images per row: a grid wider than this is not looked at, and 10**8 would never finish
+
+
+def _check_steps(steps: int, least: int = 2) -> None:
+    if not least <= steps <= MAX_STEPS:
+        raise GankitError(f"--steps must be between {least} and {MAX_STEPS}, got {steps:,}")
+
+
 def _interpolate(args) -> int:
     import torch
+
     from .latent import interpolate, seed_code
 
+    _check_steps(args.steps)
     G, _, label = _load(args)
     seeds = _ints(args.seeds, "--seeds")
     if len(seeds) < 2:
@@ -76,12 +86,12 @@ def _interpolate(args) -> int:
 
 def _traverse(args) -> int:
     import torch
+
     from .latent import seed_code, traverse
 
+    _check_steps(args.steps)  # at least both ends of the range
     G, _, label = _load(args)
     lo, hi = _range(args.range)
-    if args.steps < 2:
-        raise GankitError(f"--steps must be at least 2 (both ends of the range), got {args.steps}")
     values = torch.linspace(lo, hi, args.steps).tolist()
     rows = [traverse(G, seed_code(G.z_dim, s), args.dim, values, label) for s in _ints(args.seeds, "--seeds")]
     _save(torch.cat(rows), args, nrow=args.steps)
@@ -94,6 +104,7 @@ def _classes(args) -> int:
     from .export import resolve_class
     from .latent import class_interpolation, seed_code
 
+    _check_steps(args.steps)
     G, meta, _ = _load(args)
     names = meta.get("classes") or []
     a, b = resolve_class(args.from_class, names), resolve_class(args.to_class, names)
@@ -104,6 +115,7 @@ def _classes(args) -> int:
 
 def _arithmetic(args) -> int:
     import torch
+
     from .latent import arithmetic, seed_code
 
     G, _, label = _load(args)

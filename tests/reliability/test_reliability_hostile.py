@@ -322,6 +322,12 @@ VALUES = [
     (["sample", "{run}", "--n", str(10 ** 11), "--out", "{tmp}/s.npz"], "need 365,078.4 GiB in memory"),
     (["dynamics", "dirac", "--steps", "1000000000"], "--steps must be between 1 and 1,000,000"),
     (["dynamics", "trajectory", "--steps", "0"], "--steps must be between 1 and 1,000,000"),
+    (["latent", "interpolate", "{run}", "--seeds", "1,2", "--steps", "100000000", "--out", "{tmp}/x.png"],
+     "--steps must be between 2 and 256, got 100,000,000"),
+    (["train", "digits-dcgan", "--run-dir", "{tmp}/zz", "--set", "model.z_dim=1000000000"],
+     "the networks of this config (mode gan, model.arch dcgan) need more memory than this machine has"),
+    (["evaluate", "{run}", "--n", "20", "--metrics", "fid"],
+     "the folder training split has 32 images, too few to train gankit's folder classifier"),
     (["train", "{tmp}/dup.yaml"], "is not valid YAML: key 'train' appears twice; keep one (line 3)"),
     (["train", "{tmp}/bomb.yaml"], "is not valid YAML: aliases (*name) are not allowed in gankit configs"),
 ]
@@ -340,7 +346,7 @@ def test_values_that_would_crash_later_or_never_finish_are_refused_at_once(world
     assert main(argv) == 2
     _one_line(capsys, fragment)
     assert time.monotonic() - start < 30 and _snapshot(world) == before
-    assert not (tmp_path / "s.npz").exists()
+    assert not (tmp_path / "s.npz").exists() and not (tmp_path / "zz").exists()
 
 
 # ---- 6. Ctrl-C at any moment -------------------------------------------------------------------------------

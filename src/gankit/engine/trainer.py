@@ -31,7 +31,7 @@ from .. import health
 from ..atomic import atomic_write, image_bytes
 from ..config import RunConfig
 from ..data import ImageData, load_dataset
-from ..errors import GankitError
+from ..errors import GankitError, memory_guard
 from ..lock import RunLock, lock_run_dir
 from ..modes import Context, get_mode
 from ..nets import eval_mode
@@ -79,7 +79,9 @@ class Trainer:
         self.evaluator = PeriodicEval(cfg, self.run_dir, self.data.name) if cfg.eval.every > 0 else None
         torch.manual_seed(cfg.train.seed)
         self.mode = mode_cls(cfg, self.data.image_shape, self.data.classes)
-        specs = self.mode.parts()
+        with memory_guard(f"the networks of this config (mode {cfg.mode}, model.arch {cfg.model.arch})",
+                          "lower model.z_dim, model.width_g or model.width_d"):
+            specs = self.mode.parts()
         self.mode.setup(self.data, self.run_dir, resume, specs)
         self.parts = Parts(specs, self.speed, self.device)
         self.noise = torch.Generator(self.device).manual_seed(cfg.train.seed + 1)

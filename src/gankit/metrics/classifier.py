@@ -116,6 +116,9 @@ def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: boo
     model = DomainClassifier(c, s, len(train.classes))
     opt = torch.optim.Adam(model.parameters(), lr=RECIPE["lr"])
     bs, epochs = RECIPE["batch_size"], RECIPE["epochs"]
+    if len(train) < bs:
+        raise GankitError(f"the {dataset} training split has {len(train)} images, too few to train gankit's "
+                          f"{dataset} classifier (it needs at least {bs}); evaluate against a larger dataset")
     steps = epochs * (len(train) // bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=RECIPE["lr"] * 3, total_steps=steps)
     g = torch.Generator().manual_seed(RECIPE["seed"])
