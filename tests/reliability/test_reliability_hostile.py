@@ -328,6 +328,9 @@ VALUES = [
      "the networks of this config (mode gan, model.arch dcgan) need more memory than this machine has"),
     (["evaluate", "{run}", "--n", "20", "--metrics", "fid"],
      "the folder training split has 32 images, too few to train gankit's folder classifier"),
+    (["dynamics", "kernel", "{run}", "--points", "1000000"], "--points must be between 2 and 4,096"),
+    (["train", "digits-dcgan", "--run-dir", "{tmp}/zz", "--set", "train.epochs=1e-9"],
+     "train.epochs=1e-09 is less than one image of the 1,600 an epoch holds"),
     (["train", "{tmp}/dup.yaml"], "is not valid YAML: key 'train' appears twice; keep one (line 3)"),
     (["train", "{tmp}/bomb.yaml"], "is not valid YAML: aliases (*name) are not allowed in gankit configs"),
 ]

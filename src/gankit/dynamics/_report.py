@@ -84,6 +84,9 @@ def rest_point_infos(f) -> list:
     return out
 
 
+MAX_POINTS = 4096
+
+
 def _kernel_setup(args):
     """(D, objective, (x_real, x_fake, y_real, y_fake), toy grid or None, description) for the kernel command.
 
@@ -94,8 +97,9 @@ def _kernel_setup(args):
     from .circling import sample_mixture
     from .kernel import load_discriminator, run_points, toy_points
 
-    if args.points < 2:
-        raise GankitError(f"--points must be at least 2, got {args.points}")
+    if not 2 <= args.points <= MAX_POINTS:
+        raise GankitError(f"--points must be between 2 and {MAX_POINTS:,} (the kernel is points x points and each "
+                          f"point needs a gradient of every parameter), got {args.points:,}")
     if args.toy == bool(args.run_dir):
         raise GankitError("give a run folder or --toy (an untrained 1D MLP discriminator), not both or neither")
     if args.toy:

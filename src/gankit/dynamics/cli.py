@@ -353,9 +353,12 @@ def _dirac(args) -> int:
 
 
 def _kernel(args) -> int:
+    from ..errors import memory_guard
     from ._report import kernel_report
 
-    out, lines = kernel_report(args)
+    with memory_guard(f"the kernel of {args.points:,} points (a gradient of every parameter at each)",
+                      "use fewer --points"):
+        out, lines = kernel_report(args)
     return emit(args, out, lines)
 
 

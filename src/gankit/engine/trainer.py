@@ -96,6 +96,9 @@ class Trainer:
                                                     torch.Generator(self.device).manual_seed(cfg.train.seed + 3))
         self.progress = Progress()
         self.total_images = cfg.train.images or int(round(cfg.train.epochs * self.source.images_per_epoch))
+        if self.total_images < 1:
+            raise GankitError(f"train.epochs={cfg.train.epochs:g} is less than one image of the "
+                              f"{self.source.images_per_epoch:,} an epoch holds; train for longer")
         self.mode.health_setup(self.data)
         self.history: deque = deque(maxlen=health.HISTORY)  # the newest rows of metrics.jsonl
         best = 1 if self.evaluator is not None and self.evaluator.key else 0  # RUN_DIR/best holds one more
