@@ -97,7 +97,7 @@ class Trainer:
         self.progress = Progress()
         self.total_images = cfg.train.images or int(round(cfg.train.epochs * self.source.images_per_epoch))
         if self.total_images < 1:
-            raise GankitError(f"train.epochs={cfg.train.epochs:g} is less than one image of the "
+            raise GankitError(f"train.epochs={cfg.train.epochs} is less than one image of the "
                               f"{self.source.images_per_epoch:,} an epoch holds; train for longer")
         self.mode.health_setup(self.data)
         self.history: deque = deque(maxlen=health.HISTORY)  # the newest rows of metrics.jsonl
