@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import GankitError
+
+if TYPE_CHECKING:  # torch loads only when a command runs, not when the parser is built
+    import torch
 
 EXAMPLES = """examples:
   gankit latent interpolate runs/mnist-dcgan --seeds 1,2 --steps 10 --out interp.png --gif interp.gif
@@ -19,6 +23,14 @@ EXAMPLES = """examples:
   gankit latent classes runs/mnist-cdcgan --seed 1 --from 1 --to 7 --steps 10 --out 1to7.png --gif 1to7.gif
   gankit latent arithmetic runs/mnist-cdcgan --a 1,2,3 --b 4,5,6 --c 7,8,9 --class 2 --out arith.png
 """
+
+
+MAX_STEPS = 256  # images per row: a grid wider than this is not looked at, and 10**8 would never finish
+
+
+def _check_steps(steps: int, least: int = 2) -> None:
+    if not least <= steps <= MAX_STEPS:
+        raise GankitError(f"--steps must be between {least} and {MAX_STEPS}, got {steps:,}")
 
 
 def _ints(text: str, what: str) -> list:
@@ -57,14 +69,6 @@ def _save(images: torch.Tensor, args, nrow=None, frames=None) -> dict:
         out["gif"] = str(save_gif(images if frames is None else frames, Path(args.gif)))
     print(json.dumps(out) if args.json else f"wrote {', '.join(out.values())}")
     return out
-
-
-MAX_STEPS = 256  # images per row: a grid wider than this is not looked at, and 10**8 would never finish
-
-
-def _check_steps(steps: int, least: int = 2) -> None:
-    if not least <= steps <= MAX_STEPS:
-        raise GankitError(f"--steps must be between {least} and {MAX_STEPS}, got {steps:,}")
 
 
 def _interpolate(args) -> int:

@@ -27,8 +27,6 @@ from .labels import make_label_sampler
 class Plain:
     """An unconditional G and D."""
 
-    labelled = False                  # whether real batches come with labels
-
     def real_labels(self, data) -> Optional[torch.Tensor]:
         return None
 
@@ -53,8 +51,6 @@ class Plain:
 
 class Classes(Plain):
     """A conditional G and D (concat, projection or AC); AC's class loss uses real images only for D."""
-
-    labelled = True
 
     def __init__(self, G, y_data: torch.Tensor, fake_labels: str):
         self.sample = make_label_sampler(fake_labels, G, y_data)
@@ -82,8 +78,6 @@ class Classes(Plain):
 
 class Clusters(Plain):
     """A coded G whose code D is told: each real image's k-means cluster, each fake's code c(z)."""
-
-    labelled = True
 
     def __init__(self, G: CodedGenerator, real_codes: torch.Tensor):
         self._codes, self.real_codes = G.codes, real_codes

@@ -1,4 +1,4 @@
-"""Labels for conditional training: the fake batches' labels and the sample grid's.
+"""Labels for conditional training: the fake batches' labels.
 
 Fake labels are drawn from the training noise generator, right after each batch's
 z, so a conditional run is reproducible and resumes exactly like an unconditional
@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import torch
 
 from ..errors import GankitError
-from ..nets.conditional import cycle_labels, n_classes_of
+from ..nets.conditional import n_classes_of
 
 
 def class_frequencies(y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -41,12 +41,3 @@ def make_label_sampler(mode: str, G: torch.nn.Module, y_data: torch.Tensor) -> O
         return torch.multinomial(cache[device], n, replacement=True, generator=generator)
 
     return sample
-
-
-def grid_labels(G: torch.nn.Module, n: int, device) -> tuple:
-    """``(y,)`` for the fixed sample grid of a conditional G (image i shows class i mod K), else ``()``.
-
-    Drawn from no generator, so the grid of an unconditional run is exactly what it was.
-    """
-    y = cycle_labels(n_classes_of(G), n, device)
-    return () if y is None else (y,)
