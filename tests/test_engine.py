@@ -217,3 +217,42 @@ def test_a_run_written_before_the_engine_resumes_and_samples(tmp_path, name, cap
         assert a.keys() == b.keys()
         for k in a:
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), (a["step"], k)
+
+
+def test_hooks_scale_learning_rates_and_see_every_iteration_and_sinks_see_every_report(tmp_path, tiny_data):
+    from gankit.engine import Hook
+
+    class Halve(Hook):
+        def __init__(self):
+            self.seen = []
+
+        def lr_scale(self, trainer):
+            return 0.5
+
+        def after_iteration(self, trainer):
+            self.seen.append(trainer.progress.step)
+
+    class Sink:
+        def __init__(self):
+            self.rows, self.texts = [], []
+
+        def scalars(self, step, images, values):
+            self.rows.append((step, images, dict(values)))
+
+        def message(self, text):
+            self.texts.append(text)
+
+        def image(self, tag, grid, step):
+            pass
+
+        def close(self):
+            pass
+
+    hook, sink = Halve(), Sink()
+    run = gankit.train(_toy_cfg(2), run_dir=tmp_path / "r", data=tiny_data, hooks=[hook], sinks=[sink])
+    assert hook.seen == list(range(1, 9))
+    assert [r[0] for r in sink.rows] == list(range(1, 9))
+    assert all(v["optim/lr_g"] == 0.5 * run.cfg.optim.lr_g and v["optim/lr_d1"] == 0.5 * run.cfg.optim.lr_d
+               for _, _, v in sink.rows)
+    logged = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [r[0] for r in sink.rows]  # the sink saw what metrics.jsonl holds
