@@ -25,6 +25,8 @@ from .atomic import atomic_write
 from .errors import GankitError
 
 FORMAT = "gankit-checkpoint-1"
+
+
 def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict) -> dict:
     """Put the optimiser's tensors into ``tensors``; return its JSON-able remainder."""
     sd = opt.state_dict()

@@ -123,10 +123,6 @@ class Trainer:
         """Release the run folder without training (`run` releases it when it ends)."""
         self.lock.release()
 
-    @property
-    def images_per_epoch(self) -> int:
-        return self.source.images_per_epoch
-
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> Progress:
         try:
