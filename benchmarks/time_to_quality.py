@@ -11,7 +11,7 @@ evaluations do not change the training. FID from few samples is biased upwards: 
 settings with each other, at the same ``--n``, not with FIDs from 10,000 samples.
 
     OMP_NUM_THREADS=2 python benchmarks/time_to_quality.py --data-dir ../shared/data/mnist \\
-        [--threshold 300] [--budget 300000] [--eval-every 30000] [--n 2000] [--device auto]
+        [--threshold 300] [--budget 300000] [--eval-every 30000] [--n 2000] [--device auto] [--keep DIR]
 
 Writes benchmarks/results/time_to_quality.json and time_to_quality.md.
 """
@@ -98,6 +98,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=2000, help="samples per FID (default 2000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--keep", default=None, help="keep the run folders here (default: a temporary folder)")
     args = parser.parse_args()
 
     from gankit.data import load_dataset
@@ -112,7 +113,8 @@ def main() -> int:
     if resolve_precision("auto", device)[0] != "fp32":
         settings["gankit defaults in fp32"] = ("train.precision=fp32",)
     with tempfile.TemporaryDirectory() as tmp:
-        results = [race(name, overrides, data, args, Path(tmp)) for name, overrides in settings.items()]
+        workdir = Path(args.keep) if args.keep else Path(tmp)
+        results = [race(name, overrides, data, args, workdir) for name, overrides in settings.items()]
     record = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "command": "python benchmarks/time_to_quality.py " + " ".join(sys.argv[1:]),
               "threshold": args.threshold, "n": args.n, "budget": args.budget, "eval_every": args.eval_every,
