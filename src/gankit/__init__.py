@@ -11,6 +11,7 @@ from ._version import __version__
 
 _EXPORTS = {
     "train": "api", "sample": "api", "evaluate": "api",
+    "AdversarialLoss": "adversarial",
     "RunConfig": "config", "resolve": "config",
     "GankitError": "errors",
     "Mode": "modes", "Part": "modes", "Phase": "modes", "Term": "modes", "register_mode": "modes",
