@@ -136,6 +136,10 @@ class AdversarialLoss:
                                   f"image, got {shape}")
             if labels.is_floating_point():
                 raise GankitError(f"labels for the {what} images must be integer class indices, got {labels.dtype}")
+        shape = getattr(self.D, "image_shape", None)  # gankit's networks say what they take
+        if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+            raise GankitError(f"the discriminator was built for images {tuple(shape)}, got {what} images "
+                              f"{tuple(x.shape[1:])}; resize them or build D for this shape")
         out = self._call(x, labels)
         if out.dim() == 2 and out.shape[1] == 1:
             out = out[:, 0]
