@@ -43,7 +43,8 @@ def train(source: Union[str, RunConfig] = "digits-dcgan", overrides: Sequence[st
     ``run_dir`` defaults to runs/<name>. ``resume=True`` continues the run in ``run_dir`` (its config.yaml is
     the source when ``source`` is None). ``data`` (a `gankit.data.ImageData`) skips loading; ``hooks`` and
     ``sinks`` observe or schedule the run (`gankit.engine.hooks`); ``lock`` is a `gankit.lock.RunLock` on
-    ``run_dir`` taken already. The returned run's ``stop_signal`` is the
+    ``run_dir`` taken already. ``train.report`` writes RUN_DIR/report.html (`gankit.report`). The returned
+    run's ``stop_signal`` is the
     signal that stopped training early, or None.
     """
     from .engine import Trainer
@@ -54,6 +55,10 @@ def train(source: Union[str, RunConfig] = "digits-dcgan", overrides: Sequence[st
         source = str(Path(run_dir) / "config.yaml")
     cfg = resolve_config(source, overrides, **settings)
     folder = Path(run_dir) if run_dir is not None else Path("runs") / cfg.name
+    if cfg.train.report != "none":  # RUN_DIR/report.html at the end (and after evaluations); never fatal
+        from .report.sink import ReportSink
+
+        sinks = (*sinks, ReportSink(folder, cfg.train.report))
     trainer = Trainer(cfg, folder, data, resume, force, hooks, sinks, lock)
     trainer.run()
     run = load_run(folder, device=str(trainer.device))

@@ -154,6 +154,22 @@ def format_result(result: dict) -> str:
     return "\n".join(rows)
 
 
+def _report(args) -> int:
+    from .report.page import write_report
+
+    print(f"wrote {write_report(args.run_dir, args.out, panels=not args.no_panels)}")
+    return 0
+
+
+def _compare(args) -> int:
+    from .report.compare import write_compare
+
+    out, text = write_compare(args.run_dirs, args.out)
+    print(text)
+    print(f"wrote {out}")
+    return 0
+
+
 def _classifier(args) -> int:
     from .metrics.classifier import load_classifier
 
@@ -229,6 +245,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "classifier assigns to the requested class (per-class accuracy)")
     e.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     e.set_defaults(func=_evaluate)
+
+    r = sub.add_parser("report", help="write RUN_DIR/report.html: one self-contained page showing a run",
+                       epilog="examples:\n  gankit report runs/mnist-dcgan                  # runs/mnist-dcgan/report.html\n"
+                              "  gankit report runs/mnist-dcgan --out mnist.html",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("run_dir", help="a run folder written by gankit train (finished or not)")
+    r.add_argument("--out", help="the HTML file to write (default RUN_DIR/report.html)")
+    r.add_argument("--no-panels", action="store_true", help="skip the mode's panels (they load the checkpoint)")
+    r.set_defaults(func=_report)
+    cmp = sub.add_parser("compare", help="runs side by side on one page, and a table in the terminal",
+                         epilog="examples:\n  gankit compare runs/a runs/b                  # compare.html\n"
+                                "  gankit compare runs/a runs/b runs/c --out abc.html",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders; the first is the reference")
+    cmp.add_argument("--out", help="the HTML file to write (default compare.html)")
+    cmp.set_defaults(func=_compare)
 
     c = sub.add_parser("classifier", help="the offline domain classifier used by the metrics",
                        epilog="examples:\n  gankit classifier train --dataset mnist --data-dir ../shared/data/mnist",

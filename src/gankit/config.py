@@ -107,6 +107,7 @@ class TrainConfig:
     fake_labels: str = "uniform"      # conditional runs: labels of fakes drawn uniformly or as in the data (data)
     progress: bool = True             # progress bar with ETA on stderr
     tensorboard: bool = True          # write TensorBoard events
+    report: str = "end"               # RUN_DIR/report.html (gankit report): none | end | eval (also after each evaluation)
     # A NaN/Inf in a loss, gradient or weight either stops the run naming the last good checkpoint, or
     # (rollback) reloads that checkpoint with both learning rates times rollback_lr_factor and goes on.
     on_nan: str = "stop"              # stop | rollback
@@ -257,6 +258,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     if t.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise GankitError(f"train.precision must be auto, fp32, bf16 or fp16, got {t.precision!r}"
                           f"{did_you_mean(t.precision, ('auto', 'fp32', 'bf16', 'fp16'))}")
+    if t.report not in ("none", "end", "eval"):
+        raise GankitError(f"train.report must be none, end or eval, got {t.report!r}"
+                          f"{did_you_mean(t.report, ('none', 'end', 'eval'))}")
     if not 0 < t.rollback_lr_factor < 1:
         raise GankitError("train.rollback_lr_factor must be in (0, 1): it lowers the learning rates")
     if t.max_rollbacks < 1:

@@ -21,7 +21,7 @@ iteration (a GAN's G phase reuses the fakes its last D step drew).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import torch
@@ -66,6 +66,23 @@ class Phase:
     repeats: int = 1                  # steps per iteration
     stats: Optional[Callable[[Any], dict]] = None  # measured steps only: extra statistics of the inputs
     after_step: Optional[Callable[[], None]] = None  # e.g. weight clipping
+
+
+@dataclass
+class Panel:
+    """A mode's own section of `gankit report` (`Mode.report_panels`): plain values the report lays out.
+
+    ``images``: [(caption, images (N, C, H, W) in [-1, 1], images per row or None)], shown as grids;
+    ``values``: {label: 1-D tensor or array}, drawn as overlaid histograms titled ``values_title``;
+    ``table``: rows (dicts with the same keys); ``text``: a paragraph.
+    """
+
+    title: str
+    text: str = ""
+    images: list = field(default_factory=list)
+    values: dict = field(default_factory=dict)
+    values_title: str = ""
+    table: list = field(default_factory=list)
 
 
 @dataclass
@@ -142,4 +159,11 @@ class Mode:
 
     def warnings(self) -> list:
         """One-off warnings about the configuration, printed at start (optional)."""
+        return []
+
+    # ---- the run report (optional) -------------------------------------------------------------
+    def report_panels(self, run) -> list:
+        """[Panel, ...]: what `gankit report` shows for this game besides the sections every run has (a
+        CycleGAN's translations, progressive growing's stages). ``run`` is the finished `gankit.run.Run`; a
+        failing panel is reported in the page, never fatal."""
         return []

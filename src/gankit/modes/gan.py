@@ -42,7 +42,7 @@ from ..nets.coded import CodedGenerator
 from ..nets.conditional import cycle_labels, n_classes_of
 from ..penalties import clip_weights, penalty_fn
 from .registry import register_mode
-from .base import Context, Mode, Part, Phase, Term
+from .base import Context, Mode, Panel, Part, Phase, Term
 from .conditioning import Classes, Clusters, InfoCodes, Plain
 from .sources import ImageBatches
 
@@ -219,6 +219,51 @@ class GanMode(Mode):
             return [f"warning: objective {self.objective.name} needs a Lipschitz critic; set objective.penalty=gp "
                     f"or objective.clip=0.01"]
         return []
+
+    # ---- the run report -----------------------------------------------------------------------
+    @torch.no_grad()
+    def report_panels(self, run) -> list:
+        """D's verdicts on real and generated images at the run's checkpoint; a conditional run's rows per class."""
+        from ..data import load_dataset
+
+        G, D = run.network("G", ema=False), run.network("D", ema=False)
+        n, d = 512, self.cfg.data
+        inputs = self.fixed_inputs(n, run.device, torch.Generator(run.device).manual_seed(0))
+        text = (f"D ({run.checkpoint.name}, eval mode: running batch-norm statistics) on {n} generated images "
+                f"from G's raw weights")
+        values = {}
+        y_fake = inputs[1] if len(inputs) > 1 else (G.codes(inputs[0]) if self.cfg.model.codes and
+                                                      self.cfg.model.code_kind == "clusters" else None)
+        values["generated"] = self._verdicts(D, G(*inputs), y_fake)
+        try:
+            if d.data_dir is None and d.name != "digits":  # a report never downloads
+                raise GankitError(f"data.data_dir is not set and {d.name} is not bundled")
+            data = load_dataset(d.name, d.data_dir, "train", run.device, d.image_size, d.channels, d.limit or None)
+            pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n].to(run.device)
+            y_real = data.y[pick] if len(inputs) > 1 else None
+            if self.cfg.model.codes and self.cfg.model.code_kind == "clusters":
+                y_real = read_clusters(run.run_dir)[0].to(run.device)[pick]
+            values["real (training images)"] = self._verdicts(D, data.x[pick], y_real)
+            text += f" and {n} random training images of {d.name}"
+        except (GankitError, OSError, KeyError, IndexError) as exc:
+            text += f"; the real images could not be loaded ({exc})"
+        domain = "probability D(x)" if self.objective.domain == "probability" else "critic value D(x)"
+        panels = [Panel("D's outputs at the checkpoint", text + ".", values=values,
+                        values_title=f"{self.objective.name}: {domain}")]
+        if self.n_classes:
+            k = min(self.n_classes, 20)
+            z = sample_z(8 * k, self.cfg.model.z_dim, run.device, torch.Generator(run.device).manual_seed(1))
+            y = torch.arange(k, device=run.device).repeat_interleave(8)
+            names = ", ".join(self.classes[:k]) if self.classes else ""
+            panels.append(Panel("Samples by class", f"One row per class ({names}); sampling weights (EMA where on).",
+                                images=[("rows: classes", run.network()(z, y), 8)]))
+        return panels
+
+    def _verdicts(self, D, x: torch.Tensor, y) -> torch.Tensor:
+        with eval_mode(D):
+            out = D.outputs(x, y) if y is not None else (D.outputs(x) if hasattr(D, "outputs") else D(x))
+        logits = out[0] if isinstance(out, tuple) else out
+        return self.objective.to_output(logits.float()).cpu()
 
 
 def _topk_loss(loss_g, fraction: float, d_fake: torch.Tensor) -> torch.Tensor:
