@@ -70,3 +70,11 @@ def run_iteration(trainer, xs: list, ys=None, measure: bool = False, index: int 
 
     return trainer.stepper.iteration(Batch(list(xs), None if ys is None else list(ys)), index,
                                      trainer.progress.phase_steps, measure)
+
+
+@pytest.fixture(autouse=True)
+def _run_reports_only_where_tested(request, monkeypatch):
+    """train.report=end (the default) writes RUN/report.html after every run, a few seconds each; tests of the
+    report (marked ``report``) keep it, the many other tests that train skip it to keep the suite fast."""
+    if request.node.get_closest_marker("report") is None:
+        monkeypatch.setattr("gankit.report.sink.ReportSink.write", lambda self: None)

@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run one command; a `GankitError` is one line and exit 2, Ctrl-C at any moment one line and exit 130."""
+    from . import _command
+
+    _command.COMMAND = ["gankit", *(sys.argv[1:] if argv is None else argv)]  # what log.txt records
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

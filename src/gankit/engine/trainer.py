@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
+from .._command import command_line
 from .._version import __version__
 from .. import checkpoint as ck
 from .. import health
@@ -168,7 +169,7 @@ class Trainer:
 
     def _start(self, reporter: Reporter) -> None:
         p = self.progress
-        self._log_file.message(f"command: {rundir.command_line()}")  # for gankit report
+        self._log_file.message(f"command: {command_line()}")  # for gankit report
         self._log_file.message(self.speed.describe())  # log.txt only: stderr stays for progress and problems
         if self.resumed:
             reporter.message(f"resumed {self.run_dir} at step {p.step} ({p.images} images)")
