@@ -211,3 +211,94 @@ def test_a_modes_own_panel_appears_without_the_report_knowing_the_mode(runs, tmp
         assert "Translations A to B" in html and "rows: input, translation" in html and "resolution" in html
     finally:
         MODES.pop(Translating.name, None)
+
+
+# ---- in a real browser ---------------------------------------------------------------------------------
+# Written into a copy of the page, first thing in <head>: records script errors, console.error calls and
+# images that failed to load or decode, then puts them on <html data-errors=...> for --dump-dom to show.
+TRAP = """<script>(function () {
+  var errs = [], ce = console.error;
+  window.addEventListener('error', function (e) {
+    errs.push(e.message || ('failed to load ' + (e.target && e.target.tagName)));
+  }, true);
+  console.error = function () { errs.push([].join.call(arguments, ' ')); ce.apply(console, arguments); };
+  window.addEventListener('load', function () {
+    [].forEach.call(document.images, function (im) { if (!im.naturalWidth) errs.push('undecoded image ' + im.alt); });
+    document.documentElement.setAttribute('data-errors', JSON.stringify(errs));
+    document.documentElement.setAttribute('data-images', String(document.images.length));
+  });
+})();</script>"""
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium); the browser test needs it")
+
+
+def _browser(chromium, *args, timeout=120):
+    import subprocess
+
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+           "--disable-extensions", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("which", ["report", "compare"])
+def test_pages_in_headless_chromium(runs, tmp_path, which):
+    """Every section is in the browser's DOM, the slider's script ran, no console errors, a non-blank screenshot."""
+    from PIL import Image, ImageStat
+
+    chromium = _chromium()
+    a, b = runs
+    if which == "report":
+        path, sections = page.write_report(a, tmp_path / "report.html"), page.SECTIONS
+    else:
+        path, sections = compare.write_compare([a, b], tmp_path / "compare.html")[0], compare.SECTIONS
+    url = path.resolve().as_uri()
+
+    plain = _browser(chromium, "--dump-dom", url)  # the page as written: it logs nothing at all
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    console = [line for line in plain.stderr.splitlines() if "CONSOLE" in line]
+    assert console == []
+    dom = plain.stdout
+    for sid in sections:
+        assert re.search(rf'<section id="{sid}"', dom), f"section {sid} missing from the DOM"
+    if which == "report":
+        assert "<output>epoch 2 (3 of 3)</output>" in dom  # the slider's script ran: the last grid shows
+        assert dom.count('class="slide on"') == 1
+
+    trapped = tmp_path / f"trapped-{which}.html"
+    trapped.write_text(path.read_text().replace("<head>", "<head>" + TRAP, 1))
+    seen = _browser(chromium, "--dump-dom", trapped.resolve().as_uri())
+    errors = re.search(r'data-errors="([^"]*)"', seen.stdout)
+    assert errors is not None, "the page's load event never fired"
+    assert json.loads(errors.group(1).replace("&quot;", '"')) == []
+    assert int(re.search(r'data-images="(\d+)"', seen.stdout).group(1)) >= 3
+
+    shot = tmp_path / f"{which}.png"
+    taken = _browser(chromium, f"--screenshot={shot}", "--window-size=1200,1600", url)
+    assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
+    with Image.open(shot) as im:
+        grey = im.convert("L")
+        assert im.size == (1200, 1600)
+        assert ImageStat.Stat(grey).stddev[0] > 20  # not one flat colour
+        assert len(grey.getcolors(256) or []) > 50
+        assert grey.getextrema()[0] < 60  # dark pixels exist: text and plots drew
+
+
+def test_the_browser_check_sees_errors(tmp_path):
+    """The checks above can fail: a page with a script error and a broken image trips both of them."""
+    chromium = _chromium()
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><html><head></head><body><img alt="x" src="data:image/png;base64,AAAA">'
+                   '<script>undefinedFunction();</script></body></html>')
+    plain = _browser(chromium, "--dump-dom", bad.resolve().as_uri())
+    assert any("CONSOLE" in line and "undefinedFunction" in line for line in plain.stderr.splitlines())
+    trapped = tmp_path / "trapped.html"
+    trapped.write_text(bad.read_text().replace("<head>", "<head>" + TRAP, 1))
+    seen = _browser(chromium, "--dump-dom", trapped.resolve().as_uri())
+    errors = json.loads(re.search(r'data-errors="([^"]*)"', seen.stdout).group(1).replace("&quot;", '"'))
+    assert any("undefinedFunction" in e for e in errors) and any("failed to load IMG" in e or "undecoded" in e
+                                                                  for e in errors)
