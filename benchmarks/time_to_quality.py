@@ -13,7 +13,8 @@ settings with each other, at the same ``--n``, not with FIDs from 10,000 samples
     OMP_NUM_THREADS=2 python benchmarks/time_to_quality.py --data-dir ../shared/data/mnist \\
         [--threshold 300] [--budget 300000] [--eval-every 30000] [--n 2000] [--device auto] [--keep DIR]
 
-Writes benchmarks/results/time_to_quality.json and time_to_quality.md.
+Writes benchmarks/results/time_to_quality.json and time_to_quality.md; with ``--keep DIR`` the run folders stay,
+each evaluation in its eval/ folder, and ``gankit compare DIR/*`` overlays their FID-against-images-seen curves.
 """
 from __future__ import annotations
 
@@ -37,9 +38,12 @@ SETTINGS = {
 
 
 def fid_of_run(run_dir: Path, n: int, data_dir: str) -> float:
-    from gankit.metrics.evaluate import evaluate_run
+    """FID of the run's latest checkpoint, also written to RUN/eval/ so that ``gankit compare`` of the kept run
+    folders (--keep) draws the FID-against-images-seen curves."""
+    from gankit.metrics.evaluate import evaluate_run, write_result
 
     result = evaluate_run(run_dir, n=n, seed=0, data_dir=data_dir, metrics=("fid",), floor=False, n_boot=0)
+    write_result(run_dir, result)
     return float(result["fid"])
 
 
