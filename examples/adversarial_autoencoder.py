@@ -151,7 +151,8 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             ae = train(data, args, weight)
             recons[name] = reconstruct(ae, test.x)
-            rows.append({**measure(name, recons[name], test, args), "train_seconds": round(time.perf_counter() - start, 1)})
+            seconds = round(time.perf_counter() - start, 1)
+            rows.append({**measure(name, recons[name], test, args), "train_seconds": seconds})
             print(json.dumps(rows[-1]), flush=True)
     except GankitError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -160,7 +161,8 @@ def main(argv=None) -> int:
 
     shown = [test.x[:16], *(r[:16] for r in recons.values())]
     save_image(torch.cat(shown).add(1).div(2), out / "reconstructions.png", nrow=16, padding=2)
-    record = {"command": "python examples/adversarial_autoencoder.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    shown_args = sys.argv[1:] if argv is None else argv
+    record = {"command": "python examples/adversarial_autoencoder.py " + " ".join(shown_args),
               "dataset": args.dataset, "train_images": len(data), "test_images": len(test), "steps": args.steps,
               "batch_size": args.batch_size, "code_dim": args.code_dim, "adv_weight": args.adv_weight,
               "objective": args.objective, "seed": args.seed, "original_sharpness": sharpness(test.x), "results": rows}

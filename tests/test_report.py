@@ -33,8 +33,8 @@ def runs(tmp_path_factory):
     mp.delenv("GANKIT_INCEPTION_WEIGHTS", raising=False)
     torch.manual_seed(0)
     save_classifier("digits", DomainClassifier(1, 28, 10).eval(),
-                    {"dataset": "digits", "test_accuracy": 0.1, "recipe": RECIPE, "classes": [str(i) for i in range(10)],
-                     "image_shape": [1, 28, 28]})
+                    {"dataset": "digits", "test_accuracy": 0.1, "recipe": RECIPE,
+                     "classes": [str(i) for i in range(10)], "image_shape": [1, 28, 28]})
     a, b = root / "a", root / "b"
     assert main(["train", *RUN, "--epochs", "2", "--run-dir", str(a), "--set", "eval.every=160", "--set",
                  "eval.n=40", "--set", "eval.metrics=fid,cs", "--set", "train.report=eval"]) == 0

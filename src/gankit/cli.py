@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_evaluate)
 
     r = sub.add_parser("report", help="write RUN_DIR/report.html: one self-contained page showing a run",
-                       epilog="examples:\n  gankit report runs/mnist-dcgan                  # runs/mnist-dcgan/report.html\n"
+                       epilog="examples:\n  gankit report runs/mnist-dcgan          # runs/mnist-dcgan/report.html\n"
                               "  gankit report runs/mnist-dcgan --out mnist.html",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("run_dir", help="a run folder written by gankit train (finished or not)")

@@ -10,4 +10,5 @@ from .base import Context, Mode, Panel, Part, Phase, Term
 from .registry import MODES, get_mode, register_mode
 from .sources import Batch, ImageBatches
 
-__all__ = ["Batch", "Context", "ImageBatches", "MODES", "Mode", "Panel", "Part", "Phase", "Term", "get_mode", "register_mode"]
+__all__ = ["Batch", "Context", "ImageBatches", "MODES", "Mode", "Panel", "Part", "Phase", "Term", "get_mode",
+           "register_mode"]

@@ -180,8 +180,8 @@ def _evaluations(runs: list, names: list) -> str:
     per_run = [evaluations(r) for r in runs]
     keys = list(dict.fromkeys(k for e in per_run for k in e))
     if not keys:
-        return ('<p class="note">none of these runs has evaluations (RUN/eval/*.json from gankit evaluate, or eval.every '
-                'during training)</p>')
+        return ('<p class="note">none of these runs has evaluations (RUN/eval/*.json from gankit evaluate, or '
+                'eval.every during training)</p>')
     panels = []
     for key in keys:
         series = {}

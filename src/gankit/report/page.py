@@ -199,8 +199,9 @@ def _eval_table(path: Path, result: dict, registry: dict) -> str:
                 ci = f"± {fmt(result[key + '_std'])}" if f"{key}_std" in result else "-"
             rows.append([key, fmt(result[key]), ci, fmt(floor.get(key)), {"one": "near 1"}.get(better, better)])
     extractor = f"{p.get('extractor', '?')} ({str(p.get('extractor_hash', ''))[:12]})"
+    floor_of = f"real vs real, {p['floor']}" if p.get("floor") else "none"
     prov = (f"extractor {extractor}; n={p.get('n_images', p.get('n'))} generated vs {p.get('n_reference', '?')} "
-            f"{p.get('reference_split', '')} images; floor: {'real vs real, ' + str(p['floor']) if p.get('floor') else 'none'}"
+            f"{p.get('reference_split', '')} images; floor: {floor_of}"
             f"; seed {p.get('seed')}; intervals: {p.get('ci', '-')}; gankit {p.get('gankit_version', '?')}")
     seen = p.get("images_seen")
     head = f"<h3>{esc(path.name)}: {f'{seen:,} images seen' if isinstance(seen, int) else ''}</h3>"
@@ -215,7 +216,8 @@ def _health(run: RunFolder) -> str:
     parts = []
     if onsets:
         rows = [[f"{step:,}", f"{images:,}", flag[len('health/'):],
-                 f"{n} logged rows" if flag != "health/rollback" else f"rollback {n}"] for step, images, flag, n in onsets]
+                 f"{n} logged rows" if flag != "health/rollback" else f"rollback {n}"]
+                for step, images, flag, n in onsets]
         parts.append("<h3>Flags (metrics.jsonl)</h3>" + table(["step", "images", "warning", "lasted"], rows, "warn"))
     else:
         flags = run.keys("health/")
