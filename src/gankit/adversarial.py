@@ -94,8 +94,8 @@ class AdversarialLoss:
         """
         loss = self.d_loss(real, fake, labels, fake_labels)
         if not torch.isfinite(loss):
-            raise GankitError(f"D's loss is {float(loss)} (NaN/Inf) on this batch; check the images for NaN/Inf and "
-                              f"lower D's learning rate; D was not updated")
+            raise GankitError(f"D's loss is {float(loss.detach())} (NaN/Inf) on this batch; check the images for "
+                              f"NaN/Inf and lower D's learning rate; D was not updated")
         self.last["loss_d"] = float(loss.detach())
         if self.optimizer is None:
             return loss

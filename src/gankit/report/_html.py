@@ -75,7 +75,7 @@ def figure_png(fig) -> bytes:
 
 def _log_scale_fits(values: Iterable[float]) -> bool:
     v = [x for x in values if math.isfinite(x)]
-    return bool(v) and min(v) > 0 and max(v) / min(v) > 1e3
+    return bool(v) and min(v) > 0 and max(v) / min(v) > 30
 
 
 def plot_grid(panels: list, title: str = "", xlabel: str = "real images seen", marks: Iterable = (),
