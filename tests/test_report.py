@@ -302,3 +302,20 @@ def test_the_browser_check_sees_errors(tmp_path):
     errors = json.loads(re.search(r'data-errors="([^"]*)"', seen.stdout).group(1).replace("&quot;", '"'))
     assert any("undefinedFunction" in e for e in errors) and any("failed to load IMG" in e or "undecoded" in e
                                                                   for e in errors)
+
+
+@pytest.mark.parametrize("sets, panels", [
+    (["model.conditional=projection"], ["D&#x27;s outputs at the checkpoint", "Samples by class"]),
+    (["model.codes=4", "model.code_kind=info", "objective.info_weight=1"], ["D&#x27;s outputs at the checkpoint"]),
+    (["model.codes=4"], ["D&#x27;s outputs at the checkpoint"]),  # D is told each real image's k-means cluster
+])
+def test_the_gan_modes_panels_for_every_conditioning(tmp_path, sets, panels):
+    run = tmp_path / "run"
+    i = RUN.index("model.codes=0")
+    args = RUN[:i - 1] + RUN[i + 1:]  # without --set model.codes=0
+    assert main(["train", *args, "--epochs", "1", "--run-dir", str(run), *[x for s in sets for x in ("--set", s)]]) == 0
+    html = (run / "report.html").read_text()
+    mode = html[html.find('<section id="mode"'):]
+    assert "could not be drawn" not in mode
+    assert re.findall(r"<h3>([^<]*)</h3>", mode) == panels
+    assert "512 random training images of digits" in mode

@@ -24,6 +24,10 @@ class ReportSink:
         pass
 
     def close(self) -> None:
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):  # a second Ctrl-C: the user wants out, now
+            print(f"gankit: the run report was not written (interrupted); write it with: gankit report "
+                  f"{self.run_dir}", file=sys.stderr, flush=True)
+            return
         if self.when in ("end", "eval"):
             self.write()
 
