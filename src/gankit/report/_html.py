@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 PLOT_DPI = 80
+MAX_POINTS = 4000                     # points drawn per curve
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
            "#bcbd22")
 
@@ -92,6 +93,9 @@ def plot_grid(panels: list, title: str = "", xlabel: str = "real images seen", m
     for ax, (name, series, note) in zip(axes.flat, panels):
         values = []
         for i, (label, (xs, ys)) in enumerate(series.items()):
+            if len(xs) > MAX_POINTS:  # a long run: every k-th logged row is plenty for a 4-inch panel
+                k = math.ceil(len(xs) / MAX_POINTS)
+                xs, ys = xs[::k] + xs[-1:], ys[::k] + ys[-1:]
             style = "o-" if len(xs) < 25 else "-"
             ax.plot(xs, ys, style, color=COLOURS[i % len(COLOURS)], label=str(label), lw=1.3, ms=3)
             values += ys
