@@ -28,6 +28,13 @@ class DataConfig:
     image_size: int = 28              # folders are resized to this; named datasets have their own size
     channels: int = 1                 # for image folders: 1 (grey) or 3 (RGB)
     limit: int = 0                    # keep only the first N training images (0: all), for quick trials
+    # Two-domain modes (cyclegan): domain A is name/data_dir above, domain B is domain_b/data_dir_b (data_dir
+    # when null). With name=folder, domain_b "" and a data_dir holding trainA/ and trainB/ (testA/, testB/),
+    # those are the domains. Folders are resized to load_size (0: image_size) and randomly cropped to image_size.
+    domain_b: str = ""                # digits | mnist | ... | folder ("": the trainA/trainB layout)
+    data_dir_b: Optional[str] = None
+    load_size: int = 0                # resize folders to this before random crops of image_size (0: no crop)
+    flip: bool = False                # random horizontal flips of training images (photos; not for digits)
 
 
 @dataclass
@@ -70,6 +77,8 @@ class ObjectiveConfig:
     clip: float = 0.0                 # WGAN weight clipping to [-clip, clip] after each D step (0: off)
     ac_weight: float = 0.0            # AC-GAN: weight of the class cross-entropy in D's and G's losses (0: off)
     info_weight: float = 0.0          # model.codes: weight of the code cross-entropy in D's and G's losses
+    lambda_cycle: float = 10.0        # cyclegan: weight of the cycle-consistency L1 terms
+    lambda_identity: float = 0.5      # cyclegan: identity L1 weight as a fraction of lambda_cycle (0: off)
 
 
 @dataclass
@@ -104,6 +113,7 @@ class TrainConfig:
     checkpoint_every: int = 1         # epochs between checkpoints (a final one is always written)
     keep_checkpoints: int = 3         # how many recent checkpoints to keep
     grid_size: int = 64               # images in the fixed-noise sample grid (8 x 8)
+    pool_size: int = 50               # cyclegan: past fakes each discriminator draws from (0: no pool)
     fake_labels: str = "uniform"      # conditional runs: labels of fakes drawn uniformly or as in the data (data)
     progress: bool = True             # progress bar with ETA on stderr
     tensorboard: bool = True          # write TensorBoard events
@@ -241,6 +251,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         (cfg.eval.every >= 0, "eval.every must not be negative (0 turns evaluation during training off)"),
         (cfg.eval.n >= 10, "eval.n must be at least 10 samples"),
         (cfg.data.image_size >= 4, "data.image_size must be at least 4"),
+        (cfg.data.load_size == 0 or cfg.data.load_size >= cfg.data.image_size,
+         "data.load_size must be 0 (no random crops) or at least data.image_size (the crop)"),
+        (o.lambda_cycle >= 0 and o.lambda_identity >= 0,
+         "objective.lambda_cycle and objective.lambda_identity must not be negative (0 turns a term off)"),
+        (0 <= t.pool_size <= 10_000, "train.pool_size must be between 0 (no pool) and 10000 images"),
         (cfg.name and "/" not in cfg.name and cfg.name not in (".", ".."), "name must be a plain folder name"),
     ]
     for ok, message in checks:
