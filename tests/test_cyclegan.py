@@ -200,11 +200,15 @@ def test_settings_the_mode_cannot_use_are_refused_in_one_line_before_data_loads(
 
 
 def test_config_ranges_and_missing_folders_are_one_line(tmp_path, capsys):
+    from gankit.modes.cyclegan import CycleGanMode
+
     for sets, message in ((("objective.lambda_cycle=-1",), "must not be negative"),
                           (("train.pool_size=-2",), "train.pool_size"),
                           (("data.load_size=10",), "data.load_size")):
         with pytest.raises(GankitError, match=message):
-            resolve("digits2mnist-cyclegan", sets)
+            CycleGanMode.validate(resolve("digits2mnist-cyclegan", sets))
+        assert main(["train", "digits2mnist-cyclegan", "--run-dir", str(tmp_path / "r"), "--set", sets[0]]) == 2
+        assert message in capsys.readouterr().err
     (tmp_path / "only").mkdir()
     assert main(["train", "digits2mnist-cyclegan", "--run-dir", str(tmp_path / "r"), "--set", "data.name=folder",
                  "--set", "data.domain_b=", "--data-dir", str(tmp_path / "only")]) == 2

@@ -117,7 +117,15 @@ class CycleGanMode(Mode):
     def validate(cls, cfg) -> None:
         from ..data.unpaired import domains
 
-        m, o, t = cfg.model, cfg.objective, cfg.train
+        m, o, t, d = cfg.model, cfg.objective, cfg.train, cfg.data
+        ranges = [(o.lambda_cycle >= 0 and o.lambda_identity >= 0,
+                   "objective.lambda_cycle and objective.lambda_identity must not be negative (0 turns a term off)"),
+                  (0 <= t.pool_size <= 10_000, "train.pool_size must be between 0 (no pool) and 10000 images"),
+                  (d.load_size == 0 or d.load_size >= d.image_size,
+                   "data.load_size must be 0 (no random crops) or at least data.image_size (the crop)")]
+        for ok, message in ranges:
+            if not ok:
+                raise GankitError(message)
         if not getattr(architecture(m.arch)[0], "translates", False):
             raise GankitError(f"mode cyclegan needs an image-to-image architecture, not model.arch={m.arch}; set "
                               f"model.arch=resnet")

@@ -31,10 +31,9 @@ def feature_norm(name: str, channels: int, conv: bool) -> nn.Module:
     if name == "layer":
         # GroupNorm with one group normalises over (C, H, W) per sample: layer norm for feature maps.
         return nn.GroupNorm(1, channels) if conv else nn.LayerNorm(channels)
-    if name == "instance":  # per image and channel, no affine parameters, no running statistics (CycleGAN)
-        if not conv:
-            raise GankitError("instance normalisation needs feature maps; use batch or layer for fully connected nets")
-        return nn.InstanceNorm2d(channels)
+    if name == "instance":  # per image and channel, no affine parameters, no running statistics (CycleGAN);
+        # a feature vector has no spatial extent, so there it normalises each sample over its features
+        return nn.InstanceNorm2d(channels) if conv else nn.LayerNorm(channels, elementwise_affine=False)
     return nn.Identity()
 
 
