@@ -110,8 +110,12 @@ def non_images(like: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return out.clamp(-1.0, 1.0)
 
 
-def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: bool = True) -> tuple:
-    """Train the domain classifier with the fixed recipe; return (model, info with test accuracy)."""
+def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: bool = True,
+                     min_steps: Optional[int] = None) -> tuple:
+    """Train the domain classifier with the fixed recipe; return (model, info with test accuracy).
+
+    ``min_steps`` overrides the recipe's (0: exactly its 3 epochs, for quick checks); the info records it."""
+    recipe = dict(RECIPE, min_steps=RECIPE["min_steps"] if min_steps is None else int(min_steps))
     from tqdm import tqdm
 
     torch.manual_seed(RECIPE["seed"])
@@ -124,7 +128,7 @@ def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: boo
         raise GankitError(f"the {dataset} training split has {len(train)} images, too few to train gankit's "
                           f"{dataset} classifier (it needs at least {bs}); evaluate against a larger dataset")
     per_epoch = len(train) // bs
-    epochs = max(epochs, math.ceil(RECIPE["min_steps"] / per_epoch))
+    epochs = max(epochs, math.ceil(recipe["min_steps"] / per_epoch))
     steps = epochs * per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=RECIPE["lr"] * 3, total_steps=steps)
     g = torch.Generator().manual_seed(RECIPE["seed"])
@@ -153,7 +157,7 @@ def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: boo
     acc = (full[:, :k].argmax(1) == test.y).float().mean().item()  # over the K classes
     rejected = (full.argmax(1) == k).float().mean().item()  # test images called non-images
     info = {"dataset": dataset, "test_accuracy": acc, "test_rejected": rejected,
-            "train_seconds": round(time.time() - start, 1), "recipe": RECIPE, "classes": train.classes,
+            "train_seconds": round(time.time() - start, 1), "recipe": recipe, "classes": train.classes,
             "image_shape": list(train.image_shape)}
     return model, info
 
