@@ -45,10 +45,11 @@ def _domain(cfg, side: str, split: str):
     except GankitError:
         if not layout or split != "test":
             raise
-        parts = [load_unpaired(cfg.data, "train", "cpu", crop=False)]
+        parts, splits = [load_unpaired(cfg.data, "train", "cpu", crop=False)], ("train",)
     data = [p if side == "a" else p.b for p in parts]
     x, y = torch.cat([d.x for d in data]), torch.cat([d.y for d in data])
-    return name, x, y, data[0].classes
+    used = "all" if len(splits) == 2 else ("all" if name == "folder" and not layout else splits[0])
+    return f"{name} {used}", x, y, data[0].classes
 
 
 def _quantised(x: torch.Tensor) -> torch.Tensor:
@@ -105,9 +106,10 @@ def evaluate_translation(run_dir, n: int = 10000, seed: int = 0, data_dir: Optio
         G, G_back = run.network(fwd), run.network(back)
         t = _quantised(translate_tensor(G, x))
         rec = _quantised(translate_tensor(G_back, t))
-        out = {"source": f"{src_name} {split} ({len(x)} images)", "target": f"{tgt_name} test ({len(ref)} images)",
+        out = {"source": f"{src_name} ({len(x)} images)", "target": f"{tgt_name} ({len(ref)} images)",
                "network": fwd, "weights": run.weights[fwd],
                "cycle_l1": float((rec - x).abs().mean() / 2)}
+        src_name, tgt_name = src_name.split()[0], tgt_name.split()[0]
         ext, note = _extractor(tgt_name, tgt_dir, extractor, inception_weights, progress)
         if note:
             notes.append(note)
@@ -129,7 +131,7 @@ def evaluate_translation(run_dir, n: int = 10000, seed: int = 0, data_dir: Optio
             notes.append(f"{direction}: no label agreement (the source has no labels shared with a gankit "
                          f"classifier of the target)")
         result[direction] = out
-    result["notes"] = notes
+    result["notes"] = list(dict.fromkeys(notes))
     result["provenance"] = {"evaluation": "translation", "metrics": [f"translation-{'+'.join(directions)}-{split}"],
                             "directions": list(directions), "split": split, "n": n,
                             "seed": seed, "run_dir": str(run_dir), "checkpoint": str(run.checkpoint),
