@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 
 from .._version import __version__
-from ..data import CLASS_NAMES, to_tensor_images
+from ..data import CLASS_NAMES
 from ..errors import GankitError
 
 SPLITS = ("test", "train", "all")
@@ -92,7 +92,7 @@ def evaluate_translation(run_dir, n: int = 10000, seed: int = 0, data_dir: Optio
     cfg = copy.deepcopy(run.cfg)
     if data_dir:
         cfg.data.data_dir = data_dir
-    notes = [f"--metrics is not used: a translation run reports FID, cycle error and label agreement"] \
+    notes = ["--metrics is not used: a translation run reports FID, cycle error and label agreement"] \
         if metrics and tuple(metrics) != ("fid", "kid", "pr", "dc", "cs", "modes", "memo") else []
     result: dict = {}
     for direction in directions:
