@@ -187,6 +187,7 @@ def test_named_domains_report_fid_and_label_agreement_next_to_the_raw_sources(tm
 @pytest.mark.parametrize("preset,sets,message", [
     ("digits-dcgan", ("mode=cyclegan", "data.domain_b=mnist"), "needs an image-to-image architecture"),
     ("digits2mnist-cyclegan", ("data.domain_b=",), "no domain B is named"),
+    ("digits2mnist-cyclegan", ("data.domain_b=mnsit",), 'did you mean "mnist"'),
     ("digits2mnist-cyclegan", ("train.n_critic=2",), "train.n_critic=1"),
     ("digits2mnist-cyclegan", ("objective.penalty=gp",), "objective.penalty=none"),
     ("digits2mnist-cyclegan", ("mode=gan",), "translates images"),

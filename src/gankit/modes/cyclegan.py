@@ -31,7 +31,8 @@ import torch
 
 from .. import health
 from ..build import build_objective
-from ..errors import GankitError
+from ..data import DATASETS
+from ..errors import GankitError, did_you_mean
 from ..nets import architecture, build_networks
 from .base import Context, Mode, Part, Phase, Term
 from .registry import register_mode
@@ -138,6 +139,9 @@ class CycleGanMode(Mode):
             if bad:
                 raise GankitError(f"mode cyclegan does not support this setting; set {fix}")
         health.check_objective(build_objective(cfg))
+        if d.domain_b and d.domain_b not in DATASETS:
+            raise GankitError(f"unknown data.domain_b {d.domain_b!r}{did_you_mean(d.domain_b, DATASETS)}; choose one "
+                              f"of {', '.join(DATASETS)}")
         domains(cfg.data)
 
     @classmethod
