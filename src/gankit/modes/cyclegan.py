@@ -12,10 +12,11 @@ fakes drawn from an image pool:
 | G | ``idt_a``, ``idt_b`` | lambda_identity x lambda_cycle | L1 of G_BA(a) - a, G_AB(b) - b (0: off) |
 | D | ``d_a``, ``d_b`` | 0.5 | the Objective's D loss on real images and pool fakes: (real + fake) x 0.5 |
 
-Least squares is the reference's objective. gankit's f1, f2 and f3 of least squares carry a factor 1/2, so
-``d_a`` is the reference's D loss divided by 2 and ``g_ab`` its G loss divided by 2; Adam ignores a loss's scale,
-so the reference's balance of adversarial, cycle and identity terms is ``objective.lambda_cycle=5`` here (the
-default 10 weighs the cycle twice as much as the reference does).
+Least squares is the reference's objective. gankit's f1, f2 and f3 of least squares carry a factor 1/2: the
+logged ``d_a`` (the Objective's loss_d) equals the reference's D loss, (MSE_real + MSE_fake) / 2, and enters the
+D phase with weight 0.5, while ``g_ab`` is half the reference's G loss MSE(D(G(x)), 1). Adam ignores a loss's
+overall scale, so the reference's balance of adversarial, cycle and identity terms is
+``objective.lambda_cycle=5`` here (the default 10 weighs the cycle twice as much as the reference does).
 
 Each discriminator draws its fakes from a pool of ``train.pool_size`` past fakes (Shrivastava et al. 2017):
 until the pool is full each new fake is stored and used; then, with probability 1/2, a stored fake is used and
