@@ -22,6 +22,7 @@ TRAIN_EXAMPLES = """examples:
   gankit train mnist-dcgan --dry-run                        # print the resolved config
   gankit train mnist-dcgan --precision fp32 --compile      # strict fp32, compiled networks
   gankit train --resume runs/mnist-dcgan                    # continue a stopped run
+  gankit train digits2mnist-cyclegan --data-dir ../shared/data/mnist   # CycleGAN: digits <-> MNIST
 """
 SAMPLE_EXAMPLES = """examples:
   gankit sample runs/mnist-dcgan --n 64 --out samples/      # a folder of PNGs
@@ -109,6 +110,9 @@ def _evaluate(args) -> int:
         raise GankitError(f"--metrics {args.metrics!r} names no metric; e.g. --metrics fid,cs")
     options = {"extractor": args.extractor, "inception_weights": args.inception_weights, "floor": not args.no_floor,
                "progress": True}
+    if args.split is not None or args.direction is not None:  # translation runs (mode cyclegan) only
+        options.update(split=args.split or "test",
+                       directions=("a2b", "b2a") if args.direction in (None, "both") else (args.direction,))
     if args.images:
         if not args.dataset:
             raise GankitError("--images needs --dataset (e.g. --dataset mnist) to pick the feature extractor")
@@ -120,7 +124,18 @@ def _evaluate(args) -> int:
                               **options)
     for note in result.get("notes", []):
         print(f"gankit: note: {note}", file=sys.stderr)
-    print(json.dumps(result, indent=1) if args.json else format_result(result))
+    from .metrics.evaluate import formatter
+
+    print(json.dumps(result, indent=1) if args.json else (formatter(result) or format_result)(result))
+    return 0
+
+
+def _translate(args) -> int:
+    from .translate import translate_files
+
+    info = translate_files(args.run_dir, args.direction, args.src, args.out, args.checkpoint, args.device)
+    print(json.dumps(info) if args.json else f"translated {info['n']} images {info['direction']} to {info['out']} "
+                                             f"(manifest {info['manifest']})")
     return 0
 
 
@@ -243,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--per-class", type=int, metavar="N",
                    help="conditional runs instead: N samples requested per class, the fraction the domain "
                         "classifier assigns to the requested class (per-class accuracy)")
+    e.add_argument("--split", choices=("test", "train", "all"),
+                   help="translation runs: the source images to translate (default test; all: train and test)")
+    e.add_argument("--direction", choices=("a2b", "b2a", "both"), help="translation runs: which way (default both)")
     e.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     e.set_defaults(func=_evaluate)
 
@@ -261,6 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders; the first is the reference")
     cmp.add_argument("--out", help="the HTML file to write (default compare.html)")
     cmp.set_defaults(func=_compare)
+    tr = sub.add_parser("translate", help="translate images with an image-to-image run (mode cyclegan)",
+                        epilog="examples:\n"
+                               "  gankit translate runs/digits2mnist-cyclegan --direction a2b --in my_digits/ --out out/\n"
+                               "  gankit translate runs/horse2zebra --direction b2a --in x.npz --out y.npz",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("run_dir", help="a run folder written by gankit train with mode cyclegan")
+    tr.add_argument("--direction", required=True, choices=("a2b", "b2a"), help="a2b: G_AB (A into B); b2a: G_BA")
+    tr.add_argument("--in", dest="src", required=True, help="a folder of images (read recursively) or an .npz")
+    tr.add_argument("--out", required=True, help="a folder for PNGs (with manifest.jsonl) or a file ending in .npz")
+    tr.add_argument("--checkpoint", help="a ckpt-*.json to use instead of the latest")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--json", action="store_true", help="print a JSON summary")
+    tr.set_defaults(func=_translate)
 
     c = sub.add_parser("classifier", help="the offline domain classifier used by the metrics",
                        epilog="examples:\n  gankit classifier train --dataset mnist --data-dir ../shared/data/mnist",

@@ -28,6 +28,11 @@ class DataConfig:
     image_size: int = 28              # folders are resized to this; named datasets have their own size
     channels: int = 1                 # for image folders: 1 (grey) or 3 (RGB)
     limit: int = 0                    # keep only the first N training images (0: all), for quick trials
+    # two-domain modes (cyclegan; gankit.data.unpaired): domain B, and random crops and flips of folders
+    domain_b: str = ""                # a dataset name, or folder with data_dir_b ("": data_dir/trainA, trainB)
+    data_dir_b: Optional[str] = None  # domain B's files (null: data_dir)
+    load_size: int = 0                # resize folders to this, then crop image_size at random (0: no crop)
+    flip: bool = False                # random left-right flips of training images (photos; not digits)
 
 
 @dataclass
@@ -70,6 +75,8 @@ class ObjectiveConfig:
     clip: float = 0.0                 # WGAN weight clipping to [-clip, clip] after each D step (0: off)
     ac_weight: float = 0.0            # AC-GAN: weight of the class cross-entropy in D's and G's losses (0: off)
     info_weight: float = 0.0          # model.codes: weight of the code cross-entropy in D's and G's losses
+    lambda_cycle: float = 10.0        # cyclegan: weight of the cycle-consistency L1 terms
+    lambda_identity: float = 0.5      # cyclegan: identity L1 weight as a fraction of lambda_cycle (0: off)
 
 
 @dataclass
@@ -104,6 +111,7 @@ class TrainConfig:
     checkpoint_every: int = 1         # epochs between checkpoints (a final one is always written)
     keep_checkpoints: int = 3         # how many recent checkpoints to keep
     grid_size: int = 64               # images in the fixed-noise sample grid (8 x 8)
+    pool_size: int = 50               # cyclegan: past fakes each discriminator draws from (0: no pool)
     fake_labels: str = "uniform"      # conditional runs: labels of fakes drawn uniformly or as in the data (data)
     progress: bool = True             # progress bar with ETA on stderr
     tensorboard: bool = True          # write TensorBoard events

@@ -133,7 +133,7 @@ def _write_folder(images: np.ndarray, out: Path, files: list, rows: list) -> Non
 
     def fill(tmp: Path) -> None:
         for img, name in zip(images, files):
-            (tmp / name).parent.mkdir(exist_ok=True)
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(image_bytes(Image.fromarray(img)))
         (tmp / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in rows))
 

@@ -15,7 +15,6 @@ rates and act after each iteration; extra sinks receive everything the run repor
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections import deque
 from pathlib import Path
@@ -31,7 +30,7 @@ from .. import checkpoint as ck
 from .. import health
 from ..atomic import atomic_write, image_bytes
 from ..config import RunConfig
-from ..data import ImageData, load_dataset
+from ..data import ImageData
 from ..errors import GankitError, memory_guard
 from ..lock import RunLock, lock_run_dir
 from ..modes import Context, get_mode
@@ -76,7 +75,7 @@ class Trainer:
         if self.lock.stale:
             print(f"took over the lock of run folder {self.run_dir} from process {self.lock.stale}, which is no "
                   f"longer running", flush=True)
-        self.data = self._load_data(data)
+        self.data = self._load_data(mode_cls, data)
         self.evaluator = PeriodicEval(cfg, self.run_dir, self.data.name) if cfg.eval.every > 0 else None
         torch.manual_seed(cfg.train.seed)
         self.mode = mode_cls(cfg, self.data.image_shape, self.data.classes)
@@ -113,10 +112,9 @@ class Trainer:
         for text in self.mode.warnings():
             print(text, flush=True)
 
-    def _load_data(self, data: Optional[ImageData]) -> ImageData:
-        dc = self.cfg.data
+    def _load_data(self, mode_cls, data: Optional[ImageData]) -> ImageData:
         if data is None:
-            data = load_dataset(dc.name, dc.data_dir, "train", self.device, dc.image_size, dc.channels, dc.limit or None)
+            data = mode_cls.load_data(self.cfg, self.device)
         data.x, data.y = data.x.to(self.device), data.y.to(self.device)
         return data
 
@@ -318,7 +316,7 @@ class Trainer:
             for m in nets.values():
                 stack.enter_context(eval_mode(m))
             images = self.mode.draw(nets, self.grid_inputs).float().add(1).div(2).clamp(0, 1).cpu()
-        grid = make_grid(images, nrow=max(1, int(math.sqrt(images.shape[0]))), padding=2)
+        grid = make_grid(images, nrow=self.mode.grid_columns(images.shape[0]), padding=2)
         path = self.run_dir / "samples" / f"{name or f'epoch_{self.progress.epoch:03d}'}.png"
         path.parent.mkdir(exist_ok=True)
         pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()  # as save_image
@@ -351,6 +349,8 @@ class Trainer:
             "speed": self.speed.to_dict(),
             "grad_scalers": scaler_states(self.stepper.scalers),
         }
+        mode_tensors, meta["mode_state"] = self.mode.state()
+        tensors.update({f"mode.{k}": v for k, v in mode_tensors.items()})
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.noise"] = self.noise.get_state()
         if self.device.type == "cuda":
@@ -370,6 +370,8 @@ class Trainer:
         try:
             self.parts.load(tensors, meta)
             load_scaler_states(self.stepper.scalers, meta.get("grad_scalers"))
+            self.mode.load_state({k[5:]: v for k, v in tensors.items() if k.startswith("mode.")},
+                                 meta.get("mode_state", {}))
             torch.set_rng_state(tensors["rng.torch"].cpu())
             self.noise.set_state(tensors["rng.noise"].cpu())
             if "rng.cuda" in tensors and self.device.type == "cuda":

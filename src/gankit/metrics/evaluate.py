@@ -28,6 +28,7 @@ from ..data._idx import default_cache_dir
 from ..errors import GankitError
 from ..images import as_uint8, read_folder
 from . import frechet, kid, manifold, memorisation, scores  # noqa: F401  (they register the metrics)
+from .translation import evaluate_translation, format_translation
 from .extractors import Extractor, domain_extractor, resolve_extractor
 from .reference import derived, source_tag, split_features
 from .registry import FeatureSet, MetricInputs, get_metrics
@@ -39,6 +40,9 @@ FLOOR_SPLIT = "train"
 N_BOOT = 100
 MIN_IMAGES = 10  # k-NN radii need more than k = 5 neighbours, KID at least 2 per subset
 FLOOR_VERSION = 3  # bump when a metric's definition changes: cached floors are then recomputed
+# What `evaluate_run` does for a run, by its mode's ``evaluation``: "samples" (draw from the generator and score the
+# images, below) or another kind of evaluation with its own table (translation runs).
+EVALUATIONS = {"translation": (evaluate_translation, format_translation)}
 
 
 @dataclass
@@ -239,8 +243,13 @@ def evaluate_run(run_dir, n: int = 10000, seed: int = 0, data_dir: Optional[str]
     """
     from ..export import to_uint8
     from ..generate import generate
-    from ..run import load_generator
+    from ..run import load_generator, load_run
 
+    kind = load_run(run_dir, checkpoint, "cpu").mode.evaluation
+    if kind in EVALUATIONS:
+        return EVALUATIONS[kind][0](run_dir, n, seed, data_dir, checkpoint, metrics, **options)
+    if "split" in options or "directions" in options:
+        raise GankitError("--split and --direction apply to translation runs (mode cyclegan); drop them")
     G, meta = load_generator(run_dir, checkpoint, device="cpu")
     images = to_uint8(generate(G, n, seed=seed))
     result = evaluate_images(images, meta["dataset"], data_dir or meta["config"]["data"]["data_dir"], seed, metrics,
@@ -248,6 +257,12 @@ def evaluate_run(run_dir, n: int = 10000, seed: int = 0, data_dir: Optional[str]
     result["provenance"]["images_seen"] = meta["progress"]["images"]
     result["provenance"]["run_dir"] = str(run_dir)
     return result
+
+
+def formatter(result: dict):
+    """The table maker of a result's kind of evaluation, or None for sample scores (``format_result``)."""
+    kind = result.get("provenance", {}).get("evaluation")
+    return EVALUATIONS[kind][1] if kind in EVALUATIONS else None
 
 
 def write_result(run_dir: Path, result: dict) -> Path:

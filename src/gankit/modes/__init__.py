@@ -5,10 +5,10 @@ training (built-in modes are imported here; a user's mode registers itself when 
 """
 from __future__ import annotations
 
-from . import gan  # noqa: F401  (registers the built-in modes)
+from . import cyclegan, gan  # noqa: F401  (register the built-in modes)
 from .base import Context, Mode, Panel, Part, Phase, Term
 from .registry import MODES, get_mode, register_mode
-from .sources import Batch, ImageBatches
+from .sources import Batch, ImageBatches, UnpairedBatches
 
-__all__ = ["Batch", "Context", "ImageBatches", "MODES", "Mode", "Panel", "Part", "Phase", "Term", "get_mode",
-           "register_mode"]
+__all__ = ["Batch", "Context", "ImageBatches", "MODES", "Mode", "Panel", "Part", "Phase", "Term", "UnpairedBatches",
+           "get_mode", "register_mode"]

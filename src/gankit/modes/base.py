@@ -105,6 +105,7 @@ class Mode:
 
     name = ""
     sample_part = ""                  # the part whose (EMA) copy draws images
+    evaluation = "samples"            # what gankit evaluate does with a run (gankit.metrics.evaluate.EVALUATIONS)
 
     def __init__(self, cfg, image_shape: tuple, classes: list):
         self.cfg, self.image_shape, self.classes = cfg, tuple(image_shape), list(classes)
@@ -112,6 +113,15 @@ class Mode:
     @classmethod
     def validate(cls, cfg) -> None:
         """Checks of the config that are cheap and should fail before data is loaded (optional)."""
+
+    @classmethod
+    def load_data(cls, cfg, device):
+        """The training data (an `ImageData`, on ``device``): ``data.name`` by default; a game with other data
+        (two domains) loads them here."""
+        from ..data import load_dataset
+
+        d = cfg.data
+        return load_dataset(d.name, d.data_dir, "train", device, d.image_size, d.channels, d.limit or None)
 
     # ---- building -----------------------------------------------------------------------------
     def parts(self) -> dict:
@@ -132,6 +142,15 @@ class Mode:
         """The batch source: see `gankit.modes.sources.ImageBatches`."""
         raise NotImplementedError
 
+    # ---- state beyond the parts (optional) -------------------------------------------------------
+    def state(self) -> tuple:
+        """({name: tensor}, JSON-able dict): training state of the game itself (e.g. image pools), saved in every
+        checkpoint as tensors ``mode.<name>`` and meta ``mode_state``."""
+        return {}, {}
+
+    def load_state(self, tensors: dict, meta: dict) -> None:
+        """Restore what `state` returned (on resume and rollback)."""
+
     # ---- drawing images ------------------------------------------------------------------------
     def fixed_inputs(self, n: int, device, generator: torch.Generator) -> tuple:
         """Inputs for ``n`` grid images, drawn from ``generator`` (the same every time it is seeded alike)."""
@@ -140,6 +159,10 @@ class Mode:
     def draw(self, nets: dict, inputs: tuple) -> torch.Tensor:
         """Images (N, C, H, W) in [-1, 1] from ``inputs``; ``nets`` are the sampling copies (EMA where on)."""
         raise NotImplementedError
+
+    def grid_columns(self, n_images: int) -> int:
+        """Images per row of the sample grid that `draw` fills with ``n_images`` images (default: square)."""
+        return max(1, int(n_images ** 0.5))
 
     # ---- health (optional) ---------------------------------------------------------------------
     def health_setup(self, data) -> None:

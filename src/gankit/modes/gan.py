@@ -37,7 +37,7 @@ from ..atomic import atomic_write
 from ..build import build_models, build_objective
 from ..data.clusters import CLUSTERS_FILE, clusters_bytes, kmeans_clusters, read_clusters
 from ..errors import GankitError
-from ..nets import eval_mode
+from ..nets import architecture, eval_mode
 from ..nets.coded import CodedGenerator
 from ..nets.conditional import cycle_labels, n_classes_of
 from ..penalties import clip_weights, penalty_fn
@@ -84,6 +84,9 @@ class GanMode(Mode):
 
     @classmethod
     def validate(cls, cfg) -> None:
+        if getattr(architecture(cfg.model.arch)[0], "translates", False):
+            raise GankitError(f"model.arch={cfg.model.arch} translates images (G(x), not G(z)); use it with "
+                              f"mode=cyclegan, or pick dcgan or mlp for mode gan")
         health.check_objective(build_objective(cfg))  # a broken formula is one error before a long data load
 
     def __init__(self, cfg, image_shape: tuple, classes: list):

@@ -56,3 +56,46 @@ class ImageBatches:
         x = list(self.data.x.index_select(0, idx).split(bs))
         y = list(self.labels.index_select(0, idx).split(bs)) if self.labels is not None else None
         return Batch(x, y)
+
+
+class UnpairedBatches:
+    """One batch of each of two unpaired domains per iteration: ``Batch.x = [a, b]``.
+
+    An epoch is ``max(len(a), len(b)) // batch_size`` iterations (the larger domain once, as the reference
+    implementation counts it); the smaller domain runs through as many fresh permutations as that takes. Epoch
+    k's orders depend only on (seed, k), and so do the random crops (``crop`` > 0) and flips of its batches.
+    """
+
+    def __init__(self, a, b, batch_size: int, seed: int, crop: int = 0, flip: bool = False):
+        self.a, self.b, self.batch_size, self.seed, self.crop, self.flip = a, b, batch_size, seed, crop, flip
+        self._orders: tuple = (-1, None, None)
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        return max(len(self.a), len(self.b)) // self.batch_size
+
+    @property
+    def images_per_epoch(self) -> int:
+        return self.iterations_per_epoch * 2 * self.batch_size
+
+    def epoch_fraction(self, index: int) -> float:
+        return index / max(1, self.iterations_per_epoch)
+
+    def _order(self, data, seed: int, epoch: int) -> torch.Tensor:
+        needed = self.iterations_per_epoch * self.batch_size
+        reps = -(-needed // len(data))
+        return torch.cat([data.epoch_order(seed, epoch * reps + j) for j in range(reps)])[:needed]
+
+    def take(self, epoch: int, index: int) -> Batch:
+        if self._orders[0] != epoch:
+            self._orders = (epoch, self._order(self.a, self.seed, epoch), self._order(self.b, self.seed + 1, epoch))
+        bs = self.batch_size
+        out = []
+        for data, order in ((self.a, self._orders[1]), (self.b, self._orders[2])):
+            out.append(data.x.index_select(0, order[index * bs:(index + 1) * bs]))
+        if self.crop or self.flip:
+            from ..data.unpaired import crop_flip
+
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 1_000_033 + index & (2 ** 63 - 1))
+            out = [crop_flip(x, self.crop, self.flip, g) for x in out]
+        return Batch(out)

@@ -11,9 +11,11 @@ from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator, MLPOptions
 from .protocols import Discriminator, FeatureDiscriminator, Generator
 from .registry import ARCHITECTURES, architecture, make_options, register_architecture, split_options
+from .translate import PatchDiscriminator, ResnetTranslator, TranslatorOptions
 
 register_architecture("mlp", MLPGenerator, MLPDiscriminator, MLPOptions)
 register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator)
+register_architecture("resnet", ResnetTranslator, PatchDiscriminator, TranslatorOptions)  # image to image
 
 
 @contextlib.contextmanager

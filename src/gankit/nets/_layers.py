@@ -5,7 +5,7 @@ import torch.nn as nn
 
 from ..errors import GankitError, did_you_mean
 
-NORMS = ("batch", "layer", "spectral", "none")
+NORMS = ("batch", "layer", "instance", "spectral", "none")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "elu")
 
 
@@ -31,6 +31,9 @@ def feature_norm(name: str, channels: int, conv: bool) -> nn.Module:
     if name == "layer":
         # GroupNorm with one group normalises over (C, H, W) per sample: layer norm for feature maps.
         return nn.GroupNorm(1, channels) if conv else nn.LayerNorm(channels)
+    if name == "instance":  # per image and channel, no affine parameters, no running statistics (CycleGAN);
+        # a feature vector has no spatial extent, so there it normalises each sample over its features
+        return nn.InstanceNorm2d(channels) if conv else nn.LayerNorm(channels, elementwise_affine=False)
     return nn.Identity()
 
 

@@ -95,6 +95,9 @@ def load_generator(run_dir, checkpoint: Optional[str] = None, device: str = "aut
     """(sampling network in eval mode, checkpoint meta with ``checkpoint_path`` and ``weights``)."""
     run = load_run(run_dir, checkpoint, device)
     G = run.network(ema=ema)
+    if getattr(G, "translates", False):
+        raise GankitError(f"run {run.run_dir} (mode {run.cfg.mode}) translates images rather than drawing them "
+                          f"from noise; use gankit translate {run.run_dir} --direction a2b --in ... --out ...")
     return G, dict(run.meta, weights=run.weights[run.mode.sample_part])  # where samples come from, for manifests
 
 
