@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import yaml
 
+from .config_checks import validate_conditional
 from .errors import GankitError, did_you_mean
 from .yaml_io import read_yaml, yaml_load
 
@@ -277,7 +278,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         for key, value in vars(section).items() if dataclasses.is_dataclass(section) else ():
             if isinstance(value, float) and not math.isfinite(value):
                 raise GankitError(f"config key {name}.{key} must be a finite number, got {value}")
-    _validate_conditional(cfg)
+    validate_conditional(cfg)
     from .nets import make_options
 
     options = make_options(cfg.model.arch, cfg.model.options)  # unknown architecture, key or type: one line
@@ -285,47 +286,6 @@ def validate(cfg: RunConfig) -> RunConfig:
     if o.name == "custom" and not (o.f1 and o.f2 and o.f3):
         raise GankitError("objective.name=custom needs objective.f1, objective.f2 and objective.f3 expressions")
     return cfg
-
-
-CONDITIONINGS = ("none", "concat", "projection", "ac")
-CODE_KINDS = ("clusters", "info")
-
-
-def _validate_conditional(cfg: RunConfig) -> None:
-    m, ac = cfg.model, cfg.objective.ac_weight
-    if m.conditional not in CONDITIONINGS:
-        raise GankitError(f"model.conditional must be one of {', '.join(CONDITIONINGS)}, got {m.conditional!r}"
-                          f"{did_you_mean(m.conditional, CONDITIONINGS)}")
-    if cfg.train.fake_labels not in ("uniform", "data"):
-        raise GankitError(f"train.fake_labels must be uniform or data, got {cfg.train.fake_labels!r}")
-    if m.n_classes < 0 or m.embed_dim < 1:
-        raise GankitError("model.n_classes must not be negative (0: from the data) and model.embed_dim must be "
-                          "at least 1")
-    if ac < 0:
-        raise GankitError("objective.ac_weight must not be negative (0 turns the auxiliary classifier off)")
-    if m.conditional == "ac" and ac == 0:
-        raise GankitError("model.conditional=ac needs a class loss: set objective.ac_weight (e.g. 1.0)")
-    if ac > 0 and m.conditional in ("none", "concat"):
-        hint = ("a concat D sees the label it would predict; use model.conditional=projection or ac"
-                if m.conditional == "concat" else "set model.conditional=ac or projection")
-        raise GankitError(f"objective.ac_weight={ac} needs a class head on D: {hint}")
-    info = cfg.objective.info_weight
-    if m.codes < 0 or m.codes == 1 or info < 0:
-        raise GankitError("model.codes must be 0 (off) or at least 2, and objective.info_weight must not be "
-                          "negative")
-    if m.code_kind not in CODE_KINDS:
-        raise GankitError(f"model.code_kind must be one of {', '.join(CODE_KINDS)}, got {m.code_kind!r}"
-                          f"{did_you_mean(m.code_kind, CODE_KINDS)}")
-    if m.codes and m.conditional != "none":
-        raise GankitError("model.codes is for unconditional models (the code stands in for labels); "
-                          "set model.codes=0 or model.conditional=none")
-    if m.codes and m.z_dim < 2:
-        raise GankitError("model.codes reads the code from z's first coordinate and needs model.z_dim >= 2")
-    info_codes = bool(m.codes) and m.code_kind == "info"
-    if info_codes != (info > 0):
-        raise GankitError("model.code_kind=info and objective.info_weight go together: an InfoGAN code needs the "
-                          "loss that makes G use it (e.g. model.codes=10 model.code_kind=info "
-                          "objective.info_weight=1.0), and the loss needs such a code")
 
 
 def parse_override(text: str) -> tuple:
