@@ -167,6 +167,9 @@ def test_two_folders_train_translate_and_evaluate_from_the_command_line(tmp_path
     assert any("no FID" in n for n in result["notes"])
     assert main(["sample", str(run), "--out", str(tmp_path / "s")]) == 2
     assert "use gankit translate" in capsys.readouterr().err
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "Translations" in page and "G_AB(A)" in page and "could not be loaded" not in page
 
 
 def test_named_domains_report_fid_and_label_agreement_next_to_the_raw_sources(tmp_path, cache, capsys):

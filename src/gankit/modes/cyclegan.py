@@ -254,6 +254,24 @@ class CycleGanMode(Mode):
     def grid_columns(self, n_images: int) -> int:
         return max(1, n_images // 6)
 
+    def report_panels(self, run) -> list:
+        """Translation rows of held-out images of both domains (test split where there is one) at the checkpoint."""
+        from ..data.unpaired import load_unpaired
+        from .base import Panel
+
+        try:
+            self.data = load_unpaired(self.cfg.data, "test", run.device, crop=False)
+        except (GankitError, OSError) as exc:  # a report never downloads: MNIST needs its data_dir
+            return [Panel("Translations", f"The test images of the two domains could not be loaded ({exc}).")]
+        k = 8
+        inputs = self.fixed_inputs(6 * k, run.device, torch.Generator(run.device).manual_seed(0))
+        nets = {n: run.network(n) for n in ("G_AB", "G_BA")}
+        with torch.no_grad():
+            images = self.draw(nets, inputs).float()
+        text = (f"Rows: A, G_AB(A), G_BA(G_AB(A)), B, G_BA(B), G_AB(G_BA(B)) for {k} test images of each domain "
+                f"({self.data.name} and {self.data.b.name}), {run.checkpoint.name}, sampling weights.")
+        return [Panel("Translations", text, images=[("translations and reconstructions", images, k)])]
+
 
 def _pick(data, k: int, generator: torch.Generator, shape: tuple) -> torch.Tensor:
     """``k`` images of ``data`` in a random order drawn from ``generator``; with labels, image i shows class
