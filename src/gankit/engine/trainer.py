@@ -30,7 +30,8 @@ from .. import checkpoint as ck
 from .. import health
 from ..atomic import atomic_write, image_bytes
 from ..config import RunConfig
-from ..data import ImageData, load_dataset
+from ..data import ImageData
+from ..data.stream import open_training_data
 from ..errors import GankitError, memory_guard
 from ..lock import RunLock, lock_run_dir
 from ..modes import Context, get_mode
@@ -115,7 +116,9 @@ class Trainer:
     def _load_data(self, data: Optional[ImageData]) -> ImageData:
         dc = self.cfg.data
         if data is None:
-            data = load_dataset(dc.name, dc.data_dir, "train", self.device, dc.image_size, dc.channels, dc.limit or None)
+            data, note = open_training_data(dc, self.device)
+            if note:
+                print(note, flush=True)
         data.x, data.y = data.x.to(self.device), data.y.to(self.device)
         return data
 
