@@ -141,3 +141,17 @@ def test_bad_zips(tmp_path):
         z.writestr("readme.txt", "hi")
     with pytest.raises(GankitError, match="holds no images"):
         open_training_data(_cfg(tmp_path / "none.zip", "auto").data, "cpu")
+
+
+def test_a_bad_file_met_by_a_worker_is_one_line_naming_it(tmp_path):
+    from gankit.data.stream import StreamedImages
+    from gankit.data.files import list_images
+    import torch
+
+    root, bad = _folder(tmp_path, "cmyk")
+    data = StreamedImages(list_images(root), "folder", 32, 3, workers=2)
+    order = torch.arange(8)
+    assert data.batch(0, order, 0, 4).shape == (4, 3, 32, 32)  # good files, from the workers
+    with pytest.raises(GankitError, match="is a CMYK image") as err:
+        data.batch(0, order, 4, 8)  # the bad one is the last file
+    assert str(bad) in str(err.value) and "\n" not in str(err.value) and "worker" not in str(err.value)
