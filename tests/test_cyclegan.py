@@ -62,7 +62,7 @@ def _rows(run_dir):
 @pytest.mark.parametrize("size,layers", [(16, 1), (28, 2), (32, 2), (64, 3), (256, 3)])
 def test_the_patch_discriminator_fits_its_depth_to_the_image_size(size, layers):
     assert patch_layers(size) == layers
-    G, D = build_networks("resnet", 0, (3, size, size), 8, 8, "instance", "instance", "relu", "leaky_relu",
+    G, D = build_networks("cyclegan", 0, (3, size, size), 8, 8, "instance", "instance", "relu", "leaky_relu",
                           options={"blocks": 1, "downsamples": 2 if size % 4 == 0 else 1})
     x = torch.randn(2, 3, size, size)
     y = G(x)
@@ -73,10 +73,10 @@ def test_the_patch_discriminator_fits_its_depth_to_the_image_size(size, layers):
 
 def test_translator_options_that_do_not_fit_are_one_line():
     with pytest.raises(GankitError, match="cannot be downsampled 3 times"):
-        build_networks("resnet", 0, (1, 28, 28), 8, 8, "instance", "instance", "relu", "leaky_relu",
+        build_networks("cyclegan", 0, (1, 28, 28), 8, 8, "instance", "instance", "relu", "leaky_relu",
                        options={"downsamples": 3})
     with pytest.raises(GankitError, match="leaves no patch"):
-        build_networks("resnet", 0, (1, 28, 28), 8, 8, "instance", "instance", "relu", "leaky_relu",
+        build_networks("cyclegan", 0, (1, 28, 28), 8, 8, "instance", "instance", "relu", "leaky_relu",
                        options={"layers": 4})
 
 

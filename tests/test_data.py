@@ -7,7 +7,9 @@ import pytest
 from PIL import Image
 
 from gankit import GankitError
-from gankit.data import _idx, load_dataset, read_idx
+import torch
+
+from gankit.data import ImageData, _idx, load_dataset, read_idx, to_float, to_tensor_images, to_uint8_tensor
 
 from conftest import make_tiny_images
 
@@ -36,11 +38,22 @@ def fake_mnist(tmp_path, monkeypatch):
 def test_reads_idx_files(fake_mnist):
     folder, images, labels = fake_mnist
     data = load_dataset("mnist", str(folder))
-    assert data.x.shape == (20, 1, 28, 28)
-    assert data.x.min().item() == -1.0 and data.x.max().item() == 1.0
+    assert data.x.shape == (20, 1, 28, 28) and data.x.dtype == torch.uint8  # a quarter of float32's memory
     assert data.y.tolist() == labels.tolist()
-    back = ((data.x[:, 0] + 1) * 127.5).round().byte().numpy()
-    assert (back == images).all()
+    assert (data.x[:, 0].numpy() == images).all()
+    x = to_float(data.x)
+    assert x.dtype == torch.float32 and x.min().item() == -1.0 and x.max().item() == 1.0
+    assert torch.equal(x, to_tensor_images(images))  # the same numbers as the float32 datasets had
+
+
+def test_batches_are_float_in_minus_one_to_one(tiny_data):
+    from gankit.modes.sources import ImageBatches
+    data = ImageData(to_uint8_tensor(make_tiny_images(40)), torch.arange(40) % 4, "tiny", list("abcd"))
+    as_float = ImageData(to_tensor_images(make_tiny_images(40)), torch.arange(40) % 4, "tiny", list("abcd"))
+    for d in (data, as_float):  # uint8 datasets, and float ones built by callers, give the same batches
+        b = ImageBatches(d, 16, 1, seed=7).take(0, 1).x[0]
+        assert b.dtype == torch.float32 and b.shape == (16, 1, 28, 28)
+        assert torch.equal(b, to_tensor_images(make_tiny_images(40))[as_float.epoch_order(7, 0)[16:32]])
 
 
 def test_finds_files_in_dataset_subfolder(fake_mnist, tmp_path):
@@ -74,7 +87,7 @@ def test_digits_ship_with_the_install():
     assert data.x.shape == (1617, 1, 28, 28)
     assert sorted(set(data.y.tolist())) == list(range(10))
     # digits are centred in a 20x20 box like MNIST: the 4-pixel border is background
-    assert data.x[:, :, :4].max().item() == -1.0
+    assert data.x[:, :, :4].max().item() == 0
 
 
 def test_image_folder(tmp_path):
@@ -113,5 +126,6 @@ def test_real_mnist(mnist_dir):
     assert len(train) == 60000 and len(test) == 10000
     assert train.y[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert train.y.bincount().tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    mean = ((train.x + 1) * 127.5).mean().item()
+    assert train.x.dtype == torch.uint8 and train.x.element_size() * train.x.numel() == 60000 * 784
+    mean = train.x.double().mean().item()
     assert mean == pytest.approx(33.3184, abs=1e-3)

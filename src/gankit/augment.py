@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ._version import __version__
 from .atomic import atomic_write_text
-from .data import ImageData
+from .data import ImageData, to_float
 from .errors import GankitError
 
 CONDITIONS = ("real", "real+synthetic", "synthetic")
@@ -87,7 +87,7 @@ class HeldOut:
         device = next(model.parameters()).device
         correct = 0
         for xb, yb in zip(self._x.split(batch_size), self._y.split(batch_size)):
-            correct += int((model(xb.to(device)).argmax(1).cpu() == yb.cpu()).sum())
+            correct += int((model(to_float(xb.to(device))).argmax(1).cpu() == yb.cpu()).sum())
         return correct / len(self)
 
 
@@ -110,7 +110,7 @@ def balanced_indices(labels: torch.Tensor, size: int, n_classes: int, seed: int)
 def make_subset(train: ImageData, size: int, seed: int) -> LabelledSet:
     """A class-balanced copy of ``size`` images of the training split (the only real data training ever sees)."""
     idx = balanced_indices(train.y, size, len(train.classes), seed)
-    return LabelledSet(train.x[idx.to(train.x.device)].cpu().clone(), train.y[idx.to(train.y.device)].cpu().clone(),
+    return LabelledSet(to_float(train.x[idx.to(train.x.device)].cpu()).clone(), train.y[idx.to(train.y.device)].cpu().clone(),
                        tuple(train.classes), "train-subset", tuple(idx.tolist()))
 
 

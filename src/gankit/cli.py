@@ -310,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_latent_parser(sub)
     add_augment_parser(sub)
+    from .data_cli import add_data_parser
+
+    add_data_parser(sub)
     return parser
 
 

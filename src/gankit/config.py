@@ -24,7 +24,7 @@ from .yaml_io import read_yaml, yaml_load
 
 @dataclass
 class DataConfig:
-    name: str = "mnist"               # digits | mnist | fashion-mnist | kmnist | cifar10 | folder
+    name: str = "mnist"               # digits | mnist | fashion-mnist | kmnist | cifar10 | folder (a folder or zip)
     data_dir: Optional[str] = None    # existing files; None downloads into the cache (checksum-verified)
     image_size: int = 28              # folders are resized to this; named datasets have their own size
     channels: int = 1                 # for image folders: 1 (grey) or 3 (RGB)
@@ -34,11 +34,14 @@ class DataConfig:
     data_dir_b: Optional[str] = None  # domain B's files (null: data_dir)
     load_size: int = 0                # resize folders to this, then crop image_size at random (0: no crop)
     flip: bool = False                # random left-right flips of training images (photos; not digits)
+    stream: str = "auto"              # folders/zips: true reads images from disk while training (DataLoader),
+                                      # false loads them into memory as uint8, auto streams what would not fit
+    workers: int = 3                  # DataLoader worker processes that decode streamed images (0: in-process)
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "dcgan"               # dcgan | mlp
+    arch: str = "dcgan"               # dcgan | dcgan64 | resnet | mlp (gankit.nets)
     z_dim: int = 100                  # latent size; z ~ N(0, I)
     width_g: int = 64                 # channels (dcgan) or units (mlp) of G's widest high-res layer
     width_d: int = 64
@@ -196,6 +199,8 @@ def _coerce(value: Any, tp, key: str):
             raise GankitError(f"config key {key} must be a mapping, got {value!r}")
         return value
     if tp is str:
+        if isinstance(value, bool):  # YAML reads true/false as booleans: switches such as data.stream take them
+            return "true" if value else "false"
         if not isinstance(value, str):
             raise GankitError(f"config key {key} must be a string, got {value!r}")
         return value
@@ -251,6 +256,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         (cfg.eval.every >= 0, "eval.every must not be negative (0 turns evaluation during training off)"),
         (cfg.eval.n >= 10, "eval.n must be at least 10 samples"),
         (cfg.data.image_size >= 4, "data.image_size must be at least 4"),
+        (cfg.data.stream in ("auto", "true", "false"), "data.stream must be auto, true or false"),
+        (0 <= cfg.data.workers <= 64, "data.workers must be between 0 and 64 (0: decode in the training process)"),
         (cfg.name and "/" not in cfg.name and cfg.name not in (".", ".."), "name must be a plain folder name"),
     ]
     for ok, message in checks:

@@ -19,6 +19,7 @@ from typing import Optional
 
 import torch
 
+from .data import to_float
 from .errors import GankitError
 from .objectives import Objective
 from .objectives.ops import Prob
@@ -187,7 +188,7 @@ class Reference:
     def of(cls, x: torch.Tensor, y: torch.Tensor, size: int = 1000) -> "Reference":
         """Every (N // size)-th image: no RNG is drawn, so training is the same with or without it."""
         stride = max(1, len(x) // size)
-        x, y = x[::stride][:size], y[::stride][:size]
+        x, y = to_float(x[::stride][:size]), y[::stride][:size]
         sub = x[::max(1, len(x) // 256)][:256]
         return cls(x, y, int(torch.unique(y).numel()), diversity(sub) if len(sub) >= 2 else 0.0)
 

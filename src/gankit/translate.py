@@ -61,9 +61,7 @@ def _fit(images: np.ndarray, shape: tuple) -> np.ndarray:
 
 def read_inputs(path: Path) -> tuple:
     """(uint8 images (N, H, W[, C]) of any sizes as a list or array, source names) from a folder or an .npz."""
-    from PIL import Image, UnidentifiedImageError
-
-    from .data._sources import IMAGE_SUFFIXES
+    from .data.files import IMAGE_SUFFIXES, open_image
 
     if path.suffix == ".npz":
         try:
@@ -80,12 +78,12 @@ def read_inputs(path: Path) -> tuple:
     if not files:
         raise GankitError(f"--in {path} holds no images (png, jpg, ...)")
     images = []
-    for p in files:
+    for p in files:  # the checks of training data: corrupt, CMYK, 16-bit and alpha images are one line each
         try:
-            with Image.open(p) as im:
-                images.append(np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im, dtype=np.uint8))
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise GankitError(f"{p} cannot be read as an image ({exc}); remove or replace it") from None
+            im = open_image(p.read_bytes(), str(p))
+        except OSError as exc:
+            raise GankitError(f"{p} cannot be read ({exc.strerror or exc}); remove or replace it") from None
+        images.append(np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im, dtype=np.uint8))
     return images, [p.relative_to(path).as_posix() for p in files]
 
 

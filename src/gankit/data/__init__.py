@@ -1,9 +1,13 @@
 """Datasets as in-memory tensors on the training device.
 
-Every dataset becomes one float tensor ``x`` (N, C, H, W) in [-1, 1] and a label
-tensor ``y`` (N,). An epoch is a permutation of indices: batches are slices of
-the tensor, with no per-item Python data loading. The permutation of epoch k
-depends only on (seed, k), so a run resumed mid-epoch sees the same order.
+Every dataset becomes one uint8 tensor ``x`` (N, C, H, W) of pixel values 0..255 and a
+label tensor ``y`` (N,): a quarter of the memory float32 would take. Whoever needs
+images in the networks' encoding converts a batch with `to_float` (float32 in
+[-1, 1], the same arithmetic as `to_tensor_images`, so the numbers do not change).
+An epoch is a permutation of indices: batches are slices of the tensor, with no
+per-item Python data loading. The permutation of epoch k depends only on (seed, k),
+so a run resumed mid-epoch sees the same order. Datasets too large for memory
+stream from a folder or zip instead (`gankit.data.stream`).
 """
 from __future__ import annotations
 
@@ -32,7 +36,11 @@ CLASS_NAMES = {
 
 @dataclass
 class ImageData:
-    """Images (N, C, H, W) float32 in [-1, 1] and labels (N,) int64, on one device."""
+    """Images (N, C, H, W) and labels (N,) int64, on one device.
+
+    ``x`` is uint8 (0..255) for every dataset gankit loads; a float32 ``x`` in [-1, 1], as older callers
+    built it, is accepted too. Read images through `to_float` either way.
+    """
 
     x: torch.Tensor
     y: torch.Tensor
@@ -49,6 +57,26 @@ class ImageData:
     def epoch_order(self, seed: int, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
         return torch.randperm(len(self), generator=g).to(self.x.device)
+
+    def batch(self, key, order: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """The images at positions [start, stop) of ``order`` (as `gankit.data.stream.StreamedImages.batch`)."""
+        return self.x.index_select(0, order[start:stop])
+
+
+def to_uint8_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, C) -> uint8 (N, C, H, W), contiguous."""
+    t = torch.from_numpy(np.require(images, np.uint8, ["C", "W"]))  # copies only read-only or strided arrays
+    return t[:, None] if t.dim() == 3 else t.permute(0, 3, 1, 2).contiguous()
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """Images in the networks' encoding: uint8 0..255 -> float32 in [-1, 1] (x / 127.5 - 1), on x's device.
+
+    Float images pass through unchanged, so callers need not know which kind a dataset holds.
+    """
+    if x.dtype == torch.uint8:
+        return x.float().div_(127.5).sub_(1.0)
+    return x
 
 
 def to_tensor_images(images: np.ndarray) -> torch.Tensor:
@@ -79,14 +107,14 @@ def load_arrays(name: str, data_dir: Optional[str] = None, split: str = "train",
 
 def load_dataset(name: str, data_dir: Optional[str] = None, split: str = "train", device="cpu",
                  image_size: int = 28, channels: int = 1, limit: Optional[int] = None) -> ImageData:
-    """A dataset split as an `ImageData` on ``device``. ``limit`` keeps the first n images."""
+    """A dataset split as an `ImageData` (uint8 images) on ``device``. ``limit`` keeps the first n images."""
     images, labels = load_arrays(name, data_dir, split, image_size, channels)
     if limit:
         images, labels = images[:limit], labels[:limit]
     classes = CLASS_NAMES.get(name) or [str(i) for i in range(int(labels.max()) + 1)]
-    x = to_tensor_images(images).to(device)
+    x = to_uint8_tensor(images).to(device)
     return ImageData(x, torch.from_numpy(labels).to(device), name, classes)
 
 
 __all__ = ["CLASS_NAMES", "DATASETS", "ImageData", "load_arrays", "load_dataset", "read_idx", "safe_extract",
-           "to_tensor_images"]
+           "to_float", "to_tensor_images", "to_uint8_tensor"]

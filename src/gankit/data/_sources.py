@@ -7,7 +7,6 @@ import numpy as np
 
 from ..errors import GankitError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def load_digits(split: str):
@@ -48,28 +47,11 @@ def load_cifar10(data_dir, split: str, cache_dir: Path):
 
 
 def load_folder(path, image_size: int, channels: int):
-    """Every image under ``path`` (recursively), resized to ``image_size``; label = subfolder index."""
-    from PIL import Image, UnidentifiedImageError
+    """Every image of a folder (recursively; label = sub-folder index) or zip (labels from dataset.json),
+    resized to ``image_size`` (`gankit.data.files`)."""
+    from .files import list_images, read_images
 
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise GankitError(f"image folder {root} does not exist; pass --data-dir with a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise GankitError(f"image folder {root} contains no files; add images (png, jpg, ...)")
-    classes = sorted({p.parent.relative_to(root).as_posix() for p in files})
-    mode = {1: "L", 3: "RGB"}.get(channels)
-    if mode is None:
+    if channels not in (1, 3):
         raise GankitError(f"data.channels must be 1 or 3 for image folders, got {channels}")
-    images, labels = [], []
-    for p in files:
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
-            raise GankitError(f"{p} is not an image (suffix {p.suffix or 'none'}); remove it or move it out of {root}")
-        try:
-            with Image.open(p) as im:
-                im = im.convert(mode).resize((image_size, image_size), Image.BICUBIC)
-                images.append(np.asarray(im, dtype=np.uint8))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise GankitError(f"{p} cannot be read as an image ({exc}); remove or replace it") from None
-        labels.append(classes.index(p.parent.relative_to(root).as_posix()))
-    return np.stack(images), np.asarray(labels, dtype=np.int64)
+    files = list_images(path)
+    return read_images(files, image_size, channels), files.labels

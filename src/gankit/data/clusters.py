@@ -17,6 +17,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import GankitError
+from . import to_float
 
 PCA_DIM = 50
 CLUSTERS_FILE = "clusters.safetensors"  # in a cluster-coded run's folder: each training image's cluster, the shares
@@ -31,7 +32,7 @@ def kmeans_clusters(x: torch.Tensor, k: int, seed: int) -> tuple:
     if n < k:
         raise GankitError(f"model.codes={k} splits the training images into {k} clusters, but there are only {n}; "
                           f"set model.codes to at most {n} (or 0 for no code)")
-    flat = x.reshape(n, -1).float().cpu().numpy()
+    flat = to_float(x.cpu()).reshape(n, -1).numpy()  # float in [-1, 1], as the networks see the images
     dims = min(PCA_DIM, flat.shape[1], n)
     feats = PCA(dims, random_state=seed).fit_transform(flat) if dims < flat.shape[1] else flat
     labels = KMeans(k, n_init=1, random_state=seed).fit(feats).labels_

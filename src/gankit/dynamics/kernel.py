@@ -167,7 +167,7 @@ def run_points(run_dir, cfg, n: int, source: str = "mixed", seed: int = 0, data_
     training images' labels (their clusters, for a cluster-coded run) and
     y_fake the labels the samples were drawn with (their codes c(z)).
     """
-    from ..data import load_dataset
+    from ..data import load_dataset, to_float
     from ..generate import generate
     from ..run import load_generator
     from ..latent import latent_codes
@@ -186,7 +186,7 @@ def run_points(run_dir, cfg, n: int, source: str = "mixed", seed: int = 0, data_
         d = cfg.data
         data = load_dataset(d.name, data_dir or d.data_dir, "train", "cpu", d.image_size, d.channels, d.limit or None)
         idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n_real]
-        x_real, y_real = data.x[idx], data.y[idx]
+        x_real, y_real = to_float(data.x[idx]), data.y[idx]
         if clustered:
             path = Path(run_dir) / CLUSTERS_FILE
             if not path.is_file():

@@ -133,6 +133,7 @@ class Trainer:
             self._run(reporter)
         finally:
             self.lock.release()
+            getattr(self.data, "close", lambda: None)()  # a streamed dataset stops its loader's workers
         return self.progress
 
     def _run(self, reporter: Reporter) -> None:

@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as st_save
 
 from ..atomic import atomic_write
-from ..data import load_dataset
+from ..data import load_dataset, to_float
 from ..data._idx import default_cache_dir
 from ..errors import GankitError
 
@@ -139,7 +139,7 @@ def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: boo
         model.train()
         for b in range(len(train) // bs):
             idx = order[b * bs:(b + 1) * bs]
-            x = _random_shift(train.x[idx], RECIPE["shift"], g)
+            x = _random_shift(to_float(train.x[idx]), RECIPE["shift"], g)
             n_non = round(RECIPE["non_images"] * bs)
             x = torch.cat([x, non_images(x[:n_non], g)])
             y = torch.cat([train.y[idx], torch.full((n_non,), len(train.classes), dtype=train.y.dtype)])
@@ -153,7 +153,7 @@ def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: boo
     model.eval()
     k = len(train.classes)
     with torch.no_grad():  # one pass over the test split gives both numbers
-        full = torch.cat([model.all_logits(b) for b in test.x.split(1000)])
+        full = torch.cat([model.all_logits(to_float(b)) for b in test.x.split(1000)])
     acc = (full[:, :k].argmax(1) == test.y).float().mean().item()  # over the K classes
     rejected = (full.argmax(1) == k).float().mean().item()  # test images called non-images
     info = {"dataset": dataset, "test_accuracy": acc, "test_rejected": rejected,

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 import torch
 
+from ..data import to_float
 from ..errors import GankitError
 from .classifier import load_classifier
 from .registry import FeatureSet
@@ -50,7 +51,7 @@ class Extractor:
         feats, logits = [], []
         for batch in tqdm(x.split(self.batch_size), desc=f"features {self.name}", unit="batch",
                           disable=not progress, leave=False):
-            f, lg = self.forward(batch)
+            f, lg = self.forward(to_float(batch))
             feats.append(f.float().cpu())
             if lg is not None:
                 logits.append(lg.float().cpu())

@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 
 from .._version import __version__
-from ..data import CLASS_NAMES
+from ..data import CLASS_NAMES, to_float
 from ..errors import GankitError
 
 SPLITS = ("test", "train", "all")
@@ -47,7 +47,7 @@ def _domain(cfg, side: str, split: str):
             raise
         parts, splits = [load_unpaired(cfg.data, "train", "cpu", crop=False)], ("train",)
     data = [p if side == "a" else p.b for p in parts]
-    x, y = torch.cat([d.x for d in data]), torch.cat([d.y for d in data])
+    x, y = to_float(torch.cat([d.x for d in data])), torch.cat([d.y for d in data])
     used = "all" if len(splits) == 2 else ("all" if name == "folder" and not layout else splits[0])
     return f"{name} {used}", x, y, data[0].classes
 

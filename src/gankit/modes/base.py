@@ -118,10 +118,12 @@ class Mode:
     def load_data(cls, cfg, device):
         """The training data (an `ImageData`, on ``device``): ``data.name`` by default; a game with other data
         (two domains) loads them here."""
-        from ..data import load_dataset
+        from ..data.stream import open_training_data
 
-        d = cfg.data
-        return load_dataset(d.name, d.data_dir, "train", device, d.image_size, d.channels, d.limit or None)
+        data, note = open_training_data(cfg.data, device)  # in memory as uint8, or streamed from disk
+        if note:
+            print(note, flush=True)
+        return data
 
     # ---- building -----------------------------------------------------------------------------
     def parts(self) -> dict:

@@ -32,7 +32,7 @@ import torch
 
 from .. import health
 from ..build import build_objective
-from ..data import DATASETS
+from ..data import DATASETS, to_float
 from ..errors import GankitError, did_you_mean
 from ..nets import architecture, build_networks
 from .base import Context, Mode, Part, Phase, Term
@@ -130,7 +130,7 @@ class CycleGanMode(Mode):
                 raise GankitError(message)
         if not getattr(architecture(m.arch)[0], "translates", False):
             raise GankitError(f"mode cyclegan needs an image-to-image architecture, not model.arch={m.arch}; set "
-                              f"model.arch=resnet")
+                              f"model.arch=cyclegan")
         problems = [(m.conditional != "none", "model.conditional=none"), (m.codes != 0, "model.codes=0"),
                     (o.penalty != "none" or o.clip > 0, "objective.penalty=none and objective.clip=0"),
                     (o.ac_weight > 0 or o.info_weight > 0, "objective.ac_weight=0 and objective.info_weight=0"),
@@ -232,7 +232,7 @@ class CycleGanMode(Mode):
 
     def load_state(self, tensors: dict, meta: dict) -> None:
         counts = meta.get("pool_counts", {})
-        like = self.data.x[:1] if self.data is not None else torch.zeros(1, *self.image_shape)
+        like = to_float(self.data.x[:1]) if self.data is not None else torch.zeros(1, *self.image_shape)
         like = like[..., :self.image_shape[1], :self.image_shape[2]]
         for k, pool in self.pools.items():
             pool.load(tensors.get(f"pool_{k}"), int(counts.get(k, 0)), like)
@@ -288,4 +288,4 @@ def _pick(data, k: int, generator: torch.Generator, shape: tuple) -> torch.Tenso
     x = data.x[torch.tensor(chosen, device=data.x.device)]
     h, w = shape[1], shape[2]
     top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
-    return x[:, :, top:top + h, left:left + w]
+    return to_float(x[:, :, top:top + h, left:left + w])

@@ -125,6 +125,9 @@ class GanMode(Mode):
         """(cluster of each training image (N,), shares (K,)): k-means for a new run, the run's own file on
         resume (the same split whatever the thread count)."""
         path, k = run_dir / CLUSTERS_FILE, self.cfg.model.codes
+        if getattr(data, "streamed", False):
+            raise GankitError(f"model.codes={k} with code_kind=clusters clusters every training image at once, "
+                              f"which a streamed dataset cannot; set model.codes=0 or data.stream=false")
         if resume and path.is_file():
             cluster, share = read_clusters(run_dir)
             if cluster.shape != (len(data),) or share.shape != (k,):

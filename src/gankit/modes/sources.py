@@ -2,7 +2,8 @@
 
 The engine asks a source for the batches of iteration ``index`` of epoch ``epoch`` and counts the images they
 hold; the source says how many iterations make an epoch. Epoch k's order is `ImageData.epoch_order(seed, k)`,
-so a resumed run sees exactly the batches an uninterrupted one would.
+so a resumed run sees exactly the batches an uninterrupted one would. The data hands over uint8 images (from
+memory, or streamed from files by `gankit.data.stream`); they become float in [-1, 1] here, on the device.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+
+from ..data import to_float
 
 
 @dataclass
@@ -52,8 +55,9 @@ class ImageBatches:
         if self._order[0] != epoch:
             self._order = (epoch, self.data.epoch_order(self.seed, epoch))
         bs, n = self.batch_size, self.per_iteration
-        idx = self._order[1][index * n * bs:(index + 1) * n * bs]
-        x = list(self.data.x.index_select(0, idx).split(bs))
+        start, stop = index * n * bs, (index + 1) * n * bs
+        idx = self._order[1][start:stop]
+        x = list(to_float(self.data.batch(epoch, self._order[1], start, stop)).split(bs))  # uint8 -> float on device
         y = list(self.labels.index_select(0, idx).split(bs)) if self.labels is not None else None
         return Batch(x, y)
 
@@ -98,4 +102,4 @@ class UnpairedBatches:
 
             g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 1_000_033 + index & (2 ** 63 - 1))
             out = [crop_flip(x, self.crop, self.flip, g) for x in out]
-        return Batch(out)
+        return Batch([to_float(x) for x in out])

@@ -8,14 +8,18 @@ import torch.nn as nn
 from ..errors import GankitError
 from ._layers import ACTIVATIONS, NORMS, activation, check_norm
 from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .dcgan64 import DCGAN64Discriminator, DCGAN64Generator, DCGAN64Options
 from .mlp import MLPDiscriminator, MLPGenerator, MLPOptions
 from .protocols import Discriminator, FeatureDiscriminator, Generator
 from .registry import ARCHITECTURES, architecture, make_options, register_architecture, split_options
+from .resnet import ResNetDiscriminator, ResNetGenerator, ResNetOptions
 from .translate import PatchDiscriminator, ResnetTranslator, TranslatorOptions
 
 register_architecture("mlp", MLPGenerator, MLPDiscriminator, MLPOptions)
 register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator)
-register_architecture("resnet", ResnetTranslator, PatchDiscriminator, TranslatorOptions)  # image to image
+register_architecture("dcgan64", DCGAN64Generator, DCGAN64Discriminator, DCGAN64Options)
+register_architecture("resnet", ResNetGenerator, ResNetDiscriminator, ResNetOptions)  # SNGAN-style, 32-128 px
+register_architecture("cyclegan", ResnetTranslator, PatchDiscriminator, TranslatorOptions)  # image to image
 
 
 @contextlib.contextmanager
@@ -50,6 +54,8 @@ def build_networks(arch: str, z_dim: int, image_shape: tuple, width_g: int, widt
     return G, D
 
 
-__all__ = ["ACTIVATIONS", "ARCHITECTURES", "NORMS", "DCGANDiscriminator", "DCGANGenerator", "Discriminator",
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "NORMS", "DCGAN64Discriminator", "DCGAN64Generator", "DCGAN64Options",
+           "DCGANDiscriminator", "DCGANGenerator", "Discriminator", "ResNetDiscriminator", "ResNetGenerator",
+           "ResNetOptions",
            "FeatureDiscriminator", "Generator", "MLPDiscriminator", "MLPGenerator", "MLPOptions", "architecture",
            "build_networks", "eval_mode", "make_options", "register_architecture"]
