@@ -125,6 +125,16 @@ class EvalConfig:
 
 
 @dataclass
+class DistConfig:
+    # Several processes (torchrun, docs/distributed.md). train.batch_size is the GLOBAL batch: each of the N
+    # processes takes batch_size / N images of it, so a run trains the same whatever N is.
+    sync_bn: bool = False             # batch norm over the global batch (SyncBatchNorm) instead of per process
+    timeout: float = 900.0            # seconds a process waits for the others (a collective, an evaluation)
+    world_size: int = 1               # recorded by gankit at start: how many processes trained the run ...
+    global_batch: int = 0             # ... and the global batch they shared (not settings)
+
+
+@dataclass
 class RunConfig:
     name: str = "run"                 # runs/<name>/
     mode: str = "gan"                 # the game (gankit.modes): gan | a registered mode's name
@@ -134,6 +144,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -241,6 +252,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         (cfg.eval.every >= 0, "eval.every must not be negative (0 turns evaluation during training off)"),
         (cfg.eval.n >= 10, "eval.n must be at least 10 samples"),
         (cfg.data.image_size >= 4, "data.image_size must be at least 4"),
+        (0 < cfg.dist.timeout <= 604800, "dist.timeout must be in (0, 604800] seconds (how long a process waits "
+                                          "for the others)"),
         (cfg.name and "/" not in cfg.name and cfg.name not in (".", ".."), "name must be a plain folder name"),
     ]
     for ok, message in checks:

@@ -169,3 +169,17 @@ class Reporter:
     def close(self) -> None:
         for s in self.sinks:
             s.close()
+
+
+def write_grid(path: Path, images: torch.Tensor) -> torch.Tensor:
+    """A square grid of ``images`` (N, C, H, W) in [0, 1], written atomically as a PNG to ``path``; the grid."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    from ..atomic import atomic_write, image_bytes
+
+    grid = make_grid(images, nrow=max(1, int(math.sqrt(images.shape[0]))), padding=2)
+    path.parent.mkdir(exist_ok=True)
+    pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()  # as save_image
+    atomic_write(path, image_bytes(Image.fromarray(pixels)))
+    return grid

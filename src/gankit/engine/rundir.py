@@ -12,6 +12,7 @@ from .. import checkpoint as ck
 from ..atomic import atomic_write
 from ..config import RunConfig, diff, from_dict
 from ..errors import GankitError
+from ..yaml_io import read_yaml
 
 # What defines the game and its data stream: a resumed run may not change these (the checkpoint would no longer
 # be the run its config describes). Everything else (duration, learning rates, logging, device, precision,
@@ -19,6 +20,8 @@ from ..errors import GankitError
 FIXED_ON_RESUME = ("mode", "data.name", "data.image_size", "data.channels", "data.limit", "model.", "objective.",
                    "train.seed", "train.batch_size", "train.n_critic", "train.ema", "train.fake_labels")
 RUN_FILE = "run.json"
+# How the run is launched (torchrun): recorded, free to change on resume (train.batch_size is the global batch).
+LAUNCH = ("dist.world_size", "dist.global_batch", "dist.timeout")
 
 
 def check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, force: bool) -> str:
@@ -56,7 +59,7 @@ def _check_resumable(run_dir: Path, cfg: RunConfig, force: bool) -> str:
     except (KeyError, TypeError, GankitError) as exc:
         raise GankitError(f"checkpoint {path} holds no usable config ({exc}); resume from another checkpoint") from None
     run_id = _run_id(run_dir, meta, path)
-    changes = diff(saved, cfg.to_dict())
+    changes = [c for c in diff(saved, cfg.to_dict()) if c.split(":", 1)[0] not in LAUNCH]
     fixed = [c for c in changes if _is_fixed(c.split(":", 1)[0])]
     if fixed:
         raise GankitError(f"config differs from the checkpoint {path.name} of the run being resumed in keys that "
@@ -94,7 +97,7 @@ def write_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, force: bool, run_
     """config.yaml (new run, or a forced resume), run.json, an empty metrics.jsonl for a new run, and no stale
     files. A kill between committing a checkpoint and pruning old ones leaves one too many: prune again here.
     """
-    if not resume or force:
+    if not resume or force or _launch_changed(run_dir, cfg):
         atomic_write(run_dir / "config.yaml", cfg.to_yaml().encode())
     if read_run_id(run_dir) != run_id:
         atomic_write(run_dir / RUN_FILE, json.dumps({"run_id": run_id}).encode())
@@ -103,6 +106,15 @@ def write_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, force: bool, run_
     ck.clean_stale(run_dir / "checkpoints")
     if (run_dir / "checkpoints").is_dir():
         ck.prune(run_dir / "checkpoints", cfg.train.keep_checkpoints)
+
+
+def _launch_changed(run_dir: Path, cfg: RunConfig) -> bool:
+    """Whether config.yaml records another launch (world size, global batch) than this one."""
+    try:
+        saved = from_dict(read_yaml((run_dir / "config.yaml").read_text(), "config.yaml")).to_dict()
+    except (OSError, GankitError):
+        return False
+    return any(c.split(":", 1)[0] in LAUNCH for c in diff(saved, cfg.to_dict()))
 
 
 def install_signal_handlers(trainer) -> dict:
