@@ -80,8 +80,9 @@ class Dist:
                 m.__class__ = _GLOBAL_BN[type(m)]
         return module
 
-    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        """A part's own DDP wrapper (rank 0's weights broadcast); the module itself is what checkpoints hold."""
+    def wrap(self, module: torch.nn.Module):
+        """A part's own DDP wrapper (rank 0's weights broadcast) behind a `Replica`, through which a phase calls
+        the module and its other methods (``D.outputs``); the module itself is what checkpoints hold."""
         if not self.active:
             return module
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -90,7 +91,7 @@ class Dist:
         # names the option forward_sync_buffers; both sync them once, at construction.
         off = {"forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters
                else "broadcast_buffers": False}
-        return ddp(module, device_ids=ids, **off)
+        return Replica(ddp(_Routed(module), device_ids=ids, **off), module)
 
     def seed_rank(self, seed: int) -> None:
         if self.rank > 0:
@@ -218,6 +219,34 @@ class Dist:
             tdist.destroy_process_group()
 
 
+class _Routed(torch.nn.Module):
+    """DDP runs only ``forward``: this one runs the module's method ``_method`` (forward by default)."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args, _method: str = "forward", **kwargs):
+        return getattr(self.module, _method)(*args, **kwargs)
+
+
+class Replica:
+    """What a phase calls on several processes: ``replica(x)`` and the module's own methods (``replica.outputs(x,
+    y)``) run through its DDP wrapper, so that their gradients are averaged; other attributes are the module's."""
+
+    def __init__(self, ddp, module: torch.nn.Module):
+        self.ddp, self.module = ddp, module
+
+    def __call__(self, *args, **kwargs):
+        return self.ddp(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        value = getattr(self.module, name)
+        if callable(value) and not hasattr(torch.nn.Module, name) and callable(getattr(type(self.module), name, None)):
+            return lambda *args, **kwargs: self.ddp(*args, _method=name, **kwargs)
+        return value
+
+
 class QuietReporter(Reporter):
     """What a rank other than 0 reports: nothing (rank 0 writes and prints)."""
 
@@ -320,18 +349,19 @@ class _GlobalBatchNormMixin:
         all_reduce = _AllSum.apply
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
-        xf = x.float()
-        count = all_reduce(xf.new_tensor([xf.numel() / xf.shape[1]]))
-        mean = all_reduce(xf.sum(dims)) / count
-        centred = xf - mean.view(shape)
-        var = all_reduce(centred.pow(2).sum(dims)) / count
+        xd = x.double()  # statistics accumulated in float64, as torch's CPU batch norm does
+        count = all_reduce(xd.new_tensor([xd.numel() / xd.shape[1]]))
+        mean = all_reduce(xd.sum(dims)) / count
+        var = all_reduce((xd - mean.view(shape)).pow(2).sum(dims)) / count
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * (count / (count - 1).clamp(min=1)), alpha=m)
-        out = centred * torch.rsqrt(var + self.eps).view(shape)
+                self.running_mean.mul_(1 - m).add_(mean.detach().to(self.running_mean.dtype), alpha=m)
+                unbiased = var.detach() * (count / (count - 1).clamp(min=1))
+                self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+        xf = x.float()
+        out = (xf - mean.float().view(shape)) * torch.rsqrt(var + self.eps).float().view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
         return out.to(x.dtype)

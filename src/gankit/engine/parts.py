@@ -29,7 +29,7 @@ class Parts:
         # The steps may call compiled wrappers, each part in its own DDP wrapper on several processes; checkpoints,
         # EMA and grids use the eager modules (same parameters, unwrapped state dict keys).
         wrap = dist.wrap if dist is not None else (lambda m: m)
-        self.step_modules = {n: speed.for_steps(wrap(m)) for n, m in self.modules.items()}
+        self.step_modules = {n: wrap(speed.for_steps(m)) for n, m in self.modules.items()}
         # foreach kernels update all parameters of a network in a few launches; on CUDA the fused kernel does it
         # in one. CPU keeps foreach: its fused Adam was no faster here and would change fp32 results bit for bit.
         kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
