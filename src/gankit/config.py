@@ -18,6 +18,7 @@ from typing import Any, Optional
 import yaml
 
 from .errors import GankitError, did_you_mean
+from .launch import DistConfig
 from .yaml_io import read_yaml, yaml_load
 
 
@@ -122,16 +123,6 @@ class EvalConfig:
     metrics: str = "fid,cs"           # comma-separated names, as for gankit evaluate --metrics
     best: str = "fid"                 # keep the checkpoint best by this headline value in RUN_DIR/best ("": none)
     seed: int = 0                     # seed of the evaluation's latent codes: the same codes every time
-
-
-@dataclass
-class DistConfig:
-    # Several processes (torchrun, docs/distributed.md). train.batch_size is the GLOBAL batch: each of the N
-    # processes takes batch_size / N images of it, so a run trains the same whatever N is.
-    sync_bn: bool = False             # batch norm over the global batch (SyncBatchNorm) instead of per process
-    timeout: float = 900.0            # seconds a process waits for the others (a collective, an evaluation)
-    world_size: int = 1               # recorded by gankit at start: how many processes trained the run ...
-    global_batch: int = 0             # ... and the global batch they shared (not settings)
 
 
 @dataclass
@@ -252,8 +243,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         (cfg.eval.every >= 0, "eval.every must not be negative (0 turns evaluation during training off)"),
         (cfg.eval.n >= 10, "eval.n must be at least 10 samples"),
         (cfg.data.image_size >= 4, "data.image_size must be at least 4"),
-        (0 < cfg.dist.timeout <= 604800, "dist.timeout must be in (0, 604800] seconds (how long a process waits "
-                                          "for the others)"),
+        (0 < cfg.dist.timeout <= 604800, "dist.timeout must be in (0, 604800] seconds"),
         (cfg.name and "/" not in cfg.name and cfg.name not in (".", ".."), "name must be a plain folder name"),
     ]
     for ok, message in checks:

@@ -1,4 +1,5 @@
-"""Which process of a launch this is, from the environment `torchrun` sets (RANK, WORLD_SIZE, LOCAL_RANK).
+"""Several processes: the ``dist`` section of the config, and which process of a launch this one is, from the
+environment `torchrun` sets (RANK, WORLD_SIZE, LOCAL_RANK).
 
 Imports nothing heavy: the command line asks it before torch loads, so that only rank 0 takes the run
 folder's lock (`gankit.lock`). Without torchrun's variables a process is rank 0 of a world of 1.
@@ -6,9 +7,18 @@ folder's lock (`gankit.lock`). Without torchrun's variables a process is rank 0 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import GankitError
+
+
+@dataclass
+class DistConfig:  # several processes (torchrun, docs/distributed.md): train.batch_size is the GLOBAL batch
+    sync_bn: bool = False             # batch norm over the global batch (SyncBatchNorm) instead of per process
+    timeout: float = 900.0            # seconds a process waits for the others (a collective, an evaluation)
+    world_size: int = 1               # recorded at start, not settings: the processes that trained the run ...
+    global_batch: int = 0             # ... and the global batch they shared (batch_size / world_size each)
 
 
 class Launch(NamedTuple):
