@@ -91,7 +91,16 @@ def _torchrun_cmd(args: list, nproc: int = 2) -> list:
 
 
 def torchrun(args: list, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(_torchrun_cmd(args), capture_output=True, text=True, timeout=timeout, env=_env())
+    """Run torchrun to its end; past ``timeout`` every process it started is killed and the test fails."""
+    agent = subprocess.Popen(_torchrun_cmd(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=_env(), start_new_session=True)
+    try:
+        out, err = agent.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(agent.pid, signal.SIGKILL)
+        out, err = agent.communicate()
+        pytest.fail(f"torchrun {args} ran past {timeout} s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(agent.args, agent.returncode, out, err)
 
 
 def _ok(proc: subprocess.CompletedProcess) -> None:
@@ -222,32 +231,64 @@ def _rank_of(pid: int) -> int:
     return int(next(e for e in env if e.startswith(b"RANK="))[5:])
 
 
+def _launch_long(folder: Path, run: Path) -> subprocess.Popen:
+    """A 2-process run that trains until it is stopped, in a session of its own (so that it can be cleaned up)."""
+    settings = {**_settings(folder, "plain-r1"), "train.images": 10 ** 7, "train.log_every": 50}
+    return subprocess.Popen(_torchrun_cmd(["digits-dcgan", "--run-dir", run, *_sets(settings)]),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                            start_new_session=True)
+
+
+def _wait_for_training(agent: subprocess.Popen, run: Path) -> None:
+    """Until a checkpoint after the first (at 0 images) is on disk: training is under way."""
+    deadline = time.monotonic() + 120
+    while len(list((run / "checkpoints").glob("*.json")) if (run / "checkpoints").is_dir() else []) < 2:
+        assert agent.poll() is None and time.monotonic() < deadline, agent.communicate()[1][-3000:]
+        time.sleep(0.1)
+
+
+def _cleanup(agent: subprocess.Popen) -> None:
+    if agent.poll() is None:
+        os.killpg(agent.pid, signal.SIGKILL)
+        agent.communicate()
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ranks through /proc")
 def test_a_killed_rank_stops_the_other_within_a_minute_naming_it_and_the_checkpoint_loads(folder, tmp_path):
     run = tmp_path / "killed"
-    settings = {**_settings(folder, "plain-r1"), "train.images": 10 ** 7, "train.log_every": 50}
-    agent = subprocess.Popen(_torchrun_cmd(["digits-dcgan", "--run-dir", run, *_sets(settings)]),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    agent = _launch_long(folder, run)
     try:
-        deadline = time.monotonic() + 120
-        while not _ckpt(run, 128).exists():  # two epochs in: training is under way
-            assert agent.poll() is None and time.monotonic() < deadline, agent.communicate()[1][-3000:]
-            time.sleep(0.2)
+        _wait_for_training(agent, run)
         victim = next(p for p in _children(agent.pid) if _rank_of(p) == 1)
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
         _, err = agent.communicate(timeout=60)
         elapsed = time.monotonic() - killed
     finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.communicate()
+        _cleanup(agent)
     assert agent.returncode != 0 and elapsed < 60
     lines = [x for x in err.splitlines() if x.startswith("gankit: error:")]
     assert any(f"rank 1 (pid {victim}) died" in x for x in lines), err[-3000:]
     run_obj = gankit.load_run(run)  # the newest checkpoint on disk loads
     assert run_obj.sample(2, seed=0).shape == (2, 1, 16, 16)
     print(f"survivor stopped {elapsed:.1f} s after rank 1 was killed")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ranks through /proc")
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_iteration_with_a_checkpoint(folder, tmp_path):
+    run = tmp_path / "stopped"
+    agent = _launch_long(folder, run)
+    try:
+        _wait_for_training(agent, run)
+        os.kill(next(p for p in _children(agent.pid) if _rank_of(p) == 1), signal.SIGTERM)
+        out, err = agent.communicate(timeout=60)
+    finally:
+        _cleanup(agent)
+    assert "stopped by signal 15" in err and "gankit: error" not in err, err[-3000:]
+    last = sorted((run / "checkpoints").glob("*.safetensors"))[-1]
+    meta = json.loads(last.with_suffix(".json").read_text())
+    assert meta["progress"]["images"] > 64 and meta["progress"]["batch"] == (meta["progress"]["images"] // 8) % 8
+    assert "rng.torch.rank1" in load_file(str(last))  # both ranks took part in the final checkpoint
 
 
 # ---- misuse ------------------------------------------------------------------------------------------------

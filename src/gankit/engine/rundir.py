@@ -120,10 +120,12 @@ def _launch_changed(run_dir: Path, cfg: RunConfig) -> bool:
 def install_signal_handlers(trainer) -> dict:
     """SIGINT/SIGTERM set ``trainer.stop_signal``: the current step finishes, a checkpoint is written, then exit.
 
-    A second signal stops at once (KeyboardInterrupt): checkpoints are atomic, so that is safe too.
+    A second signal stops at once (KeyboardInterrupt): checkpoints are atomic, so that is safe too. Not under
+    torchrun: its agent passes the signal a process group got on to every process a second time, and escalates
+    to SIGKILL itself when they take too long.
     """
     def handler(signum, frame):
-        if trainer.stop_signal is not None:
+        if trainer.stop_signal is not None and not getattr(getattr(trainer, "dist", None), "active", False):
             raise KeyboardInterrupt
         trainer.stop_signal = signum
 
