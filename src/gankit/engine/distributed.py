@@ -28,6 +28,7 @@ import datetime
 import hashlib
 import inspect
 import os
+import re
 import socket
 from typing import Callable, Optional
 
@@ -204,13 +205,17 @@ class Dist:
                 host, pid = store.get(f"gankit/rank/{r}").decode().split()
                 if host != socket.gethostname():
                     unknown.append(f"rank {r} on {host}")
-                elif not _alive(int(pid)):
-                    dead.append(f"rank {r} (pid {pid})")
+                else:
+                    state = _state(int(pid))
+                    if state in (None, "Z", "X"):
+                        dead.append(f"rank {r} (pid {pid}) died")
+                    elif state in ("T", "t"):
+                        dead.append(f"rank {r} (pid {pid}) is stopped")
         except Exception:  # the store went with the agent: say what the error said
             pass
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        who = (f"{', '.join(dead)} died" if dead else
-               f"lost contact with {', '.join(unknown) or 'another rank'}")
+        first = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", first)  # gloo's source location
+        who = ", ".join(dead) if dead else f"lost contact with {', '.join(unknown) or 'another rank'}"
         return GankitError(f"{who}; rank {self.rank} stops ({first[:200]}); latest complete checkpoint: "
                            f"{last or 'none'}; relaunch with --resume RUN_DIR")
 
@@ -324,18 +329,19 @@ def _digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _alive(pid: int) -> bool:
+def _state(pid: int) -> Optional[str]:
+    """The process's state letter (R, S, T, Z, ...), "?" when it exists but cannot be read, None when gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return False
+            return None
         except PermissionError:
-            return True
-        return True
+            return "?"
+        return "?"
 
 
 # ---- batch norm over the global batch on the CPU --------------------------------------------------------
