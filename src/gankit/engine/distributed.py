@@ -30,6 +30,7 @@ import inspect
 import os
 import re
 import socket
+import time
 from typing import Callable, Optional
 
 import torch
@@ -196,25 +197,25 @@ class Dist:
         last checkpoint ``last``; an error that is not a failed collective (or in one process) is raised again."""
         if not self.active or not (isinstance(exc, tdist.DistError) or any(w in str(exc) for w in _LOST)):
             raise exc
-        dead, unknown = [], []
+        local, unknown = {}, []
         try:
             store = tdist.distributed_c10d._get_default_store()
             for r in range(self.world):
-                if r == self.rank:
-                    continue
                 host, pid = store.get(f"gankit/rank/{r}").decode().split()
-                if host != socket.gethostname():
+                if r != self.rank and host == socket.gethostname():
+                    local[r] = int(pid)
+                elif r != self.rank:
                     unknown.append(f"rank {r} on {host}")
-                else:
-                    state = _state(int(pid))
-                    if state in (None, "Z", "X"):
-                        dead.append(f"rank {r} (pid {pid}) died")
-                    elif state in ("T", "t"):
-                        dead.append(f"rank {r} (pid {pid}) is stopped")
         except Exception:  # the store went with the agent: say what the error said
             pass
+        dead, deadline = [], time.monotonic() + 3.0
+        while local and not dead and time.monotonic() < deadline:  # a killed process takes a moment to exit
+            states = {r: _state(pid) for r, pid in local.items()}
+            dead = [f"rank {r} (pid {local[r]}) " + ("is stopped" if st in ("T", "t") else "died")
+                    for r, st in states.items() if st in (None, "Z", "X", "T", "t")]
+            time.sleep(0 if dead else 0.1)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        first = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", first)  # gloo's source location
+        first = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", first).split(". ")[0]  # no source location
         who = ", ".join(dead) if dead else f"lost contact with {', '.join(unknown) or 'another rank'}"
         return GankitError(f"{who}; rank {self.rank} stops ({first[:200]}); latest complete checkpoint: "
                            f"{last or 'none'}; relaunch with --resume RUN_DIR")
