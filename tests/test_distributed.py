@@ -271,7 +271,7 @@ def test_a_killed_rank_stops_the_other_within_a_minute_naming_it_and_the_checkpo
     assert any(f"rank 1 (pid {victim}) died" in x for x in lines), err[-3000:]
     run_obj = gankit.load_run(run)  # the newest checkpoint on disk loads
     assert run_obj.sample(2, seed=0).shape == (2, 1, 16, 16)
-    print(f"survivor stopped {elapsed:.1f} s after rank 1 was killed")
+    print(f"survivor stopped {elapsed:.1f} s after rank 1 was killed: {lines[0]}")
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ranks through /proc")
