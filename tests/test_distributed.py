@@ -213,6 +213,22 @@ def test_a_two_process_run_resumes_exactly(plain, tmp_path):
     assert rows(run) == rows(two)
 
 
+def test_periodic_evaluation_runs_once_on_two_processes(cache, tmp_path, monkeypatch):
+    run = tmp_path / "scored"
+    monkeypatch.setenv("GANKIT_CACHE", str(cache))  # the digits classifier the fixture made; torchrun inherits it
+    proc = torchrun(["digits-dcgan", "--run-dir", run, *_sets({
+        "model.width_g": 8, "model.width_d": 8, "model.z_dim": 8, "train.batch_size": 16, "train.images": 320,
+        "train.log_every": 5, "train.progress": False, "train.tensorboard": False, "train.grid_size": 4,
+        "eval.every": 160, "eval.n": 40, "eval.metrics": "fid,cs"})])
+    _ok(proc)
+    evals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if "eval/fid" in x]
+    assert [r["images"] for r in evals] == [160, 320]  # one row per evaluation, not one per rank
+    assert proc.stderr.count("eval at ") == 2
+    best = json.loads((run / "best" / "best.json").read_text())
+    assert (run / "best" / best["checkpoint"]).is_file()
+    assert "rng.torch.rank1" in load_file(str((run / "best" / best["checkpoint"]).with_suffix(".safetensors")))
+
+
 # ---- 3. faults ----------------------------------------------------------------------------------------------
 def _children(pid: int) -> list:
     out = []

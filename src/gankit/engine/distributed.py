@@ -31,6 +31,7 @@ import os
 import re
 import socket
 import time
+import warnings
 from typing import Callable, Optional
 
 import torch
@@ -93,6 +94,9 @@ class Dist:
         # names the option forward_sync_buffers; both sync them once, at construction.
         off = {"forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters
                else "broadcast_buffers": False}
+        # A gradient whose layout differs from its weight's (a 1-channel conv under CPU autocast) costs one copy
+        # per step; torch warns about it on every rank of every run.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         return Replica(ddp(_Routed(module), device_ids=ids, **off), module)
 
     def seed_rank(self, seed: int) -> None:
