@@ -77,12 +77,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+TAG = f"GANKIT_TEST_TORCHRUN={os.getpid()}"  # in the environment of every process a test launches
+
+
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                                                             "MASTER_PORT")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
+    key, value = TAG.split("=")
+    env[key] = value
     return env
+
+
+def _kill_launched() -> None:
+    """SIGKILL torchrun and every worker it started (torchrun gives each worker a session of its own, so
+    killing its process group is not enough): all processes whose environment holds TAG."""
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit() and int(p.name) != os.getpid():
+            try:
+                if TAG.encode() in (p / "environ").read_bytes().split(b"\0"):
+                    os.kill(int(p.name), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
+
+def _finish(agent: subprocess.Popen, timeout: float) -> tuple:
+    """(stdout, stderr) of ``agent`` once it ends; past ``timeout`` everything launched is killed first."""
+    try:
+        return agent.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_launched()
+        out, err = agent.communicate(timeout=30)
+        pytest.fail(f"torchrun ran past {timeout} s:\n{err[-3000:]}")
 
 
 def _torchrun_cmd(args: list, nproc: int = 2) -> list:
@@ -93,13 +120,8 @@ def _torchrun_cmd(args: list, nproc: int = 2) -> list:
 def torchrun(args: list, timeout: float = 180) -> subprocess.CompletedProcess:
     """Run torchrun to its end; past ``timeout`` every process it started is killed and the test fails."""
     agent = subprocess.Popen(_torchrun_cmd(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=_env(), start_new_session=True)
-    try:
-        out, err = agent.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(agent.pid, signal.SIGKILL)
-        out, err = agent.communicate()
-        pytest.fail(f"torchrun {args} ran past {timeout} s:\n{err[-3000:]}")
+                             env=_env())
+    out, err = _finish(agent, timeout)
     return subprocess.CompletedProcess(agent.args, agent.returncode, out, err)
 
 
@@ -243,30 +265,35 @@ def _children(pid: int) -> list:
 
 
 def _rank_of(pid: int) -> int:
-    env = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
-    return int(next(e for e in env if e.startswith(b"RANK="))[5:])
+    """The RANK a process was started with (-1: none, or gone)."""
+    try:
+        env = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return -1
+    return next((int(e[5:]) for e in env if e.startswith(b"RANK=")), -1)
 
 
 def _launch_long(folder: Path, run: Path) -> subprocess.Popen:
     """A 2-process run that trains until it is stopped, in a session of its own (so that it can be cleaned up)."""
     settings = {**_settings(folder, "plain-r1"), "train.images": 10 ** 7, "train.log_every": 50}
     return subprocess.Popen(_torchrun_cmd(["digits-dcgan", "--run-dir", run, *_sets(settings)]),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-                            start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
 
 
 def _wait_for_training(agent: subprocess.Popen, run: Path) -> None:
     """Until a checkpoint after the first (at 0 images) is on disk: training is under way."""
     deadline = time.monotonic() + 120
     while len(list((run / "checkpoints").glob("*.json")) if (run / "checkpoints").is_dir() else []) < 2:
-        assert agent.poll() is None and time.monotonic() < deadline, agent.communicate()[1][-3000:]
+        if agent.poll() is not None or time.monotonic() > deadline:
+            _kill_launched()
+            pytest.fail(f"training did not get under way:\n{agent.communicate(timeout=30)[1][-3000:]}")
         time.sleep(0.1)
 
 
 def _cleanup(agent: subprocess.Popen) -> None:
-    if agent.poll() is None:
-        os.killpg(agent.pid, signal.SIGKILL)
-        agent.communicate()
+    _kill_launched()  # whatever is left, workers included
+    if agent.returncode is None:
+        agent.communicate(timeout=30)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ranks through /proc")
@@ -278,7 +305,7 @@ def test_a_killed_rank_stops_the_other_within_a_minute_naming_it_and_the_checkpo
         victim = next(p for p in _children(agent.pid) if _rank_of(p) == 1)
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
-        _, err = agent.communicate(timeout=60)
+        _, err = _finish(agent, 60)
         elapsed = time.monotonic() - killed
     finally:
         _cleanup(agent)
@@ -296,8 +323,19 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_iteration_with_a_c
     agent = _launch_long(folder, run)
     try:
         _wait_for_training(agent, run)
-        os.kill(next(p for p in _children(agent.pid) if _rank_of(p) == 1), signal.SIGTERM)
-        out, err = agent.communicate(timeout=60)
+        victim = next(p for p in _children(agent.pid) if _rank_of(p) == 1)
+        os.kill(victim, signal.SIGTERM)
+        try:
+            out, err = agent.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            try:  # why the signal was not taken: its mask, pending and caught sets
+                status = [x for x in (Path("/proc") / str(victim) / "status").read_text().splitlines()
+                          if x.startswith(("State", "Sig"))]
+            except OSError:
+                status = ["gone"]
+            _kill_launched()
+            pytest.fail(f"rank 1 (pid {victim}) did not stop within 60 s of SIGTERM: {status}\n"
+                        f"{agent.communicate(timeout=30)[1][-2000:]}")
     finally:
         _cleanup(agent)
     assert "stopped by signal 15" in err and "gankit: error" not in err, err[-3000:]

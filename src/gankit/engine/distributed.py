@@ -158,13 +158,14 @@ class Dist:
     def average_buffers(self, parts) -> bool:
         """Per-process batch-norm statistics averaged over the ranks (their update is linear: no change to
         what training computes, and the same whether done now or later). True on rank 0."""
-        if not self.active:
-            return True
+        if not self.active or self.sync_bn:  # global batch norm: the statistics are the same on every rank
+            return self.is_main
         for module in [*parts.modules.values(), *(e.module for e in parts.emas.values())]:
-            for b in module.buffers():
-                if b.is_floating_point():
-                    tdist.all_reduce(b)
-                    b.div_(self.world)
+            for m in module.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                    for b in (m.running_mean, m.running_var):
+                        tdist.all_reduce(b)
+                        b.div_(self.world)
         return self.is_main
 
     def checkpoint_state(self, parts) -> dict:
