@@ -44,8 +44,8 @@ def train(source: Union[str, RunConfig] = "digits-dcgan", overrides: Sequence[st
     the source when ``source`` is None). ``data`` (a `gankit.data.ImageData`) skips loading; ``hooks`` and
     ``sinks`` observe or schedule the run (`gankit.engine.hooks`); ``lock`` is a `gankit.lock.RunLock` on
     ``run_dir`` taken already. ``train.report`` writes RUN_DIR/report.html (`gankit.report`). The returned
-    run's ``stop_signal`` is the
-    signal that stopped training early, or None.
+    run's ``stop_signal`` is the signal that stopped training early, or None. Launched by torchrun on several
+    processes (docs/distributed.md), rank 0 returns the run and the other ranks None.
     """
     from .engine import Trainer
 
@@ -61,6 +61,8 @@ def train(source: Union[str, RunConfig] = "digits-dcgan", overrides: Sequence[st
         sinks = (*sinks, ReportSink(folder, cfg.train.report))
     trainer = Trainer(cfg, folder, data, resume, force, hooks, sinks, lock)
     trainer.run()
+    if not trainer.dist.is_main:  # torchrun: rank 0 wrote the run; the other ranks return None
+        return None
     run = load_run(folder, device=str(trainer.device))
     run.stop_signal = trainer.stop_signal
     return run

@@ -50,6 +50,11 @@ def unflatten_optimizer(meta: dict, tensors: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def checkpoint_name(images: int) -> str:
+    """The stem of the checkpoint taken after ``images`` images: names sort in training order."""
+    return f"ckpt-{images:012d}"
+
+
 def save_checkpoint(folder: Path, name: str, tensors: dict, meta: dict) -> Path:
     """Write ``name.safetensors`` then ``name.json``; return the JSON path."""
     folder.mkdir(parents=True, exist_ok=True)

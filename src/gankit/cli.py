@@ -34,10 +34,13 @@ SAMPLE_EXAMPLES = """examples:
 
 
 def _train(args) -> int:
+    from .launch import launch
     from .lock import lock_run_dir
 
-    # The folder is locked first, when the arguments name it, so a second writer is refused before torch loads.
+    # The folder is locked first, when the arguments name it, so a second writer is refused before torch loads;
+    # under torchrun, rank 0 is the one writer.
     named = Path(args.resume or args.run_dir) if (args.resume or args.run_dir) and not args.dry_run else None
+    named = named if launch().is_main else None
     lock = lock_run_dir(named, bool(args.resume)) if named is not None else None
     try:
         return _train_locked(args, lock)
@@ -71,6 +74,8 @@ def _train_locked(args, lock) -> int:
         return 0
     run_dir = Path(args.resume) if args.resume else Path(args.run_dir or Path("runs") / cfg.name)
     run = api.train(cfg, run_dir=run_dir, resume=bool(args.resume), force=args.force, lock=lock)
+    if run is None:  # a rank other than 0 of a torchrun launch: rank 0 says what was trained
+        return 0
     p = run.progress
     print(f"trained {p['images']} images ({p['step']} steps) -> {run_dir}")
     if run.stop_signal is not None:
@@ -325,7 +330,9 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except GankitError as exc:
-        print(f"gankit: error: {exc}", file=sys.stderr)
+        from .launch import error_prefix
+
+        print(f"gankit: error: {error_prefix()}{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)

@@ -19,6 +19,7 @@ import yaml
 
 from .config_checks import validate_conditional
 from .errors import GankitError, did_you_mean
+from .launch import DistConfig
 from .yaml_io import read_yaml, yaml_load
 
 
@@ -147,6 +148,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -258,6 +260,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         (cfg.data.image_size >= 4, "data.image_size must be at least 4"),
         (cfg.data.stream in ("auto", "true", "false"), "data.stream must be auto, true or false"),
         (0 <= cfg.data.workers <= 64, "data.workers must be between 0 and 64 (0: decode in the training process)"),
+        (0 < cfg.dist.timeout <= 604800, "dist.timeout must be in (0, 604800] seconds"),
         (cfg.name and "/" not in cfg.name and cfg.name not in (".", ".."), "name must be a plain folder name"),
     ]
     for ok, message in checks:

@@ -32,10 +32,16 @@ def _input_grad_norm_sq(D: Critic, x: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(D: Critic, x_real: torch.Tensor, x_fake: torch.Tensor,
-                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """WGAN-GP: (||grad D(x_hat)|| - 1)^2 per sample, x_hat = eps*x_real + (1-eps)*x_fake. Shape (N,)."""
-    eps_shape = (x_real.shape[0],) + (1,) * (x_real.dim() - 1)
+                     generator: Optional[torch.Generator] = None, part: tuple = (0, 1)) -> torch.Tensor:
+    """WGAN-GP: (||grad D(x_hat)|| - 1)^2 per sample, x_hat = eps*x_real + (1-eps)*x_fake. Shape (N,).
+
+    ``part`` = (rank, world): the batch is rank's slice of a global batch ``world`` times larger; eps is drawn
+    for the global batch and the slice kept, so the random stream does not depend on the process count."""
+    rank, world = part
+    n = x_real.shape[0]
+    eps_shape = (n * world,) + (1,) * (x_real.dim() - 1)
     eps = torch.rand(eps_shape, device=x_real.device, dtype=x_real.dtype, generator=generator)
+    eps = eps[rank * n:(rank + 1) * n]
     x_hat = eps * x_real.detach() + (1 - eps) * x_fake.detach()
     # The 1e-12 keeps the gradient of the norm finite where grad D is exactly zero.
     return ((_input_grad_norm_sq(D, x_hat) + 1e-12).sqrt() - 1).pow(2)
@@ -62,12 +68,13 @@ PENALTIES = ("none", "gp", "r1", "r2")
 
 
 def penalty_fn(name: str):
-    """Resolve a penalty name once, to ``fn(D, x_real, x_fake, generator) -> (N,)`` or None."""
+    """Resolve a penalty name once, to ``fn(D, x_real, x_fake, generator, part=(0, 1)) -> (N,)`` or None
+    (``part``: see `gradient_penalty`)."""
     table = {
         "none": None,
-        "gp": lambda D, xr, xf, g: gradient_penalty(D, xr, xf, generator=g),
-        "r1": lambda D, xr, xf, g: r1(D, xr),
-        "r2": lambda D, xr, xf, g: r2(D, xf),
+        "gp": lambda D, xr, xf, g, part=(0, 1): gradient_penalty(D, xr, xf, generator=g, part=part),
+        "r1": lambda D, xr, xf, g, part=(0, 1): r1(D, xr),
+        "r2": lambda D, xr, xf, g, part=(0, 1): r2(D, xf),
     }
     if name not in table:
         raise GankitError(f"unknown penalty {name!r}{did_you_mean(name, table)}; choose one of {', '.join(PENALTIES)}")

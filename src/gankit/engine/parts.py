@@ -22,11 +22,14 @@ from .ema import EMA
 class Parts:
     """Networks, optimisers and EMA copies for ``specs`` ({name: Part}); ``speed`` places and compiles them."""
 
-    def __init__(self, specs: dict, speed, device: torch.device):
-        self.specs = specs
-        self.modules = {n: speed.prepare(p.module.to(device)) for n, p in specs.items()}
-        # The steps may call compiled wrappers; checkpoints, EMA and grids use the eager modules (same parameters).
-        self.step_modules = {n: speed.for_steps(m) for n, m in self.modules.items()}
+    def __init__(self, specs: dict, speed, device: torch.device, dist=None):
+        self.specs, self.distributed = specs, dist is not None and dist.active
+        convert = dist.convert if dist is not None else (lambda m: m)  # dist.sync_bn: global batch norm
+        self.modules = {n: speed.prepare(convert(p.module).to(device)) for n, p in specs.items()}
+        # The steps may call compiled wrappers, each part in its own DDP wrapper on several processes; checkpoints,
+        # EMA and grids use the eager modules (same parameters, unwrapped state dict keys).
+        wrap = dist.wrap if dist is not None else (lambda m: m)
+        self.step_modules = {n: wrap(speed.for_steps(m)) for n, m in self.modules.items()}
         # foreach kernels update all parameters of a network in a few launches; on CUDA the fused kernel does it
         # in one. CPU keeps foreach: its fused Adam was no faster here and would change fp32 results bit for bit.
         kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
@@ -58,6 +61,11 @@ class Parts:
         """max |w| over each part's parameters (NaN if any is NaN): one foreach kernel per part."""
         return {f"weight_max/{n.lower()}": torch.stack(torch._foreach_norm(list(m.parameters()), math.inf)).max()
                 for n, m in self.modules.items()}
+
+    def zero_term(self, names: tuple) -> torch.Tensor:
+        """0 x every parameter of the parts ``names``: added to a loss on several processes so that every
+        parameter takes part in each backward pass (DDP then needs no find_unused_parameters)."""
+        return sum(p.sum() for n in names for p in self.modules[n].parameters() if p.requires_grad) * 0.0
 
     def nbytes(self) -> int:
         """Approximate size of a checkpoint: states, EMA copies and Adam's two moments per parameter."""

@@ -169,3 +169,29 @@ class Reporter:
     def close(self) -> None:
         for s in self.sinks:
             s.close()
+
+
+def write_grid(path: Path, images: torch.Tensor, columns: int) -> torch.Tensor:
+    """A grid of ``images`` (N, C, H, W) in [0, 1], ``columns`` per row, written atomically as a PNG to ``path``;
+    the grid."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    from ..atomic import atomic_write, image_bytes
+
+    grid = make_grid(images, nrow=columns, padding=2)
+    path.parent.mkdir(exist_ok=True)
+    pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()  # as save_image
+    atomic_write(path, image_bytes(Image.fromarray(pixels)))
+    return grid
+
+
+def run_sinks(run_dir: Path, t, images: int, resumed: bool, total: int) -> tuple:
+    """(log.txt's sink, [every sink of a run folder that train config ``t`` asks for]) for rank 0."""
+    log = LogSink(run_dir / "log.txt")
+    sinks = [JsonlSink(run_dir / "metrics.jsonl"), log]
+    if t.tensorboard:  # a resumed run hides the events a killed run wrote after its checkpoint
+        sinks.append(TensorBoardSink(run_dir, images + 1 if resumed else None))
+    if t.progress:
+        sinks.append(ProgressSink(total, images))
+    return log, sinks

@@ -14,6 +14,7 @@ from .. import checkpoint as ck
 from ..atomic import atomic_write
 from ..config import RunConfig, diff, from_dict
 from ..errors import GankitError
+from ..yaml_io import read_yaml
 
 # What defines the game and its data stream: a resumed run may not change these (the checkpoint would no longer
 # be the run its config describes). Everything else (duration, learning rates, logging, device, precision,
@@ -21,6 +22,8 @@ from ..errors import GankitError
 FIXED_ON_RESUME = ("mode", "data.name", "data.image_size", "data.channels", "data.limit", "model.", "objective.",
                    "train.seed", "train.batch_size", "train.n_critic", "train.ema", "train.fake_labels")
 RUN_FILE = "run.json"
+# How the run is launched (torchrun): recorded, free to change on resume (train.batch_size is the global batch).
+LAUNCH = ("dist.world_size", "dist.global_batch", "dist.timeout")
 
 
 def check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, force: bool) -> str:
@@ -58,7 +61,7 @@ def _check_resumable(run_dir: Path, cfg: RunConfig, force: bool) -> str:
     except (KeyError, TypeError, GankitError) as exc:
         raise GankitError(f"checkpoint {path} holds no usable config ({exc}); resume from another checkpoint") from None
     run_id = _run_id(run_dir, meta, path)
-    changes = diff(saved, cfg.to_dict())
+    changes = [c for c in diff(saved, cfg.to_dict()) if c.split(":", 1)[0] not in LAUNCH]
     fixed = [c for c in changes if _is_fixed(c.split(":", 1)[0])]
     if fixed:
         raise GankitError(f"config differs from the checkpoint {path.name} of the run being resumed in keys that "
@@ -96,7 +99,7 @@ def write_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, force: bool, run_
     """config.yaml (new run, or a forced resume), run.json, an empty metrics.jsonl for a new run, and no stale
     files. A kill between committing a checkpoint and pruning old ones leaves one too many: prune again here.
     """
-    if not resume or force:
+    if not resume or force or _launch_changed(run_dir, cfg):
         atomic_write(run_dir / "config.yaml", cfg.to_yaml().encode())
     if read_run_id(run_dir) != run_id:
         atomic_write(run_dir / RUN_FILE, json.dumps({"run_id": run_id}).encode())
@@ -107,13 +110,24 @@ def write_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, force: bool, run_
         ck.prune(run_dir / "checkpoints", cfg.train.keep_checkpoints)
 
 
+def _launch_changed(run_dir: Path, cfg: RunConfig) -> bool:
+    """Whether config.yaml records another launch (world size, global batch) than this one."""
+    try:
+        saved = from_dict(read_yaml((run_dir / "config.yaml").read_text(), "config.yaml")).to_dict()
+    except (OSError, GankitError):
+        return False
+    return any(c.split(":", 1)[0] in LAUNCH for c in diff(saved, cfg.to_dict()))
+
+
 def install_signal_handlers(trainer) -> dict:
     """SIGINT/SIGTERM set ``trainer.stop_signal``: the current step finishes, a checkpoint is written, then exit.
 
-    A second signal stops at once (KeyboardInterrupt): checkpoints are atomic, so that is safe too.
+    A second signal stops at once (KeyboardInterrupt): checkpoints are atomic, so that is safe too. Not under
+    torchrun: its agent passes the signal a process group got on to every process a second time, and escalates
+    to SIGKILL itself when they take too long.
     """
     def handler(signum, frame):
-        if trainer.stop_signal is not None:
+        if trainer.stop_signal is not None and not getattr(getattr(trainer, "dist", None), "active", False):
             raise KeyboardInterrupt
         trainer.stop_signal = signum
 

@@ -47,6 +47,8 @@ class Stepper:
                 weighted = value if term.weight == 1 else term.weight * value
                 loss = weighted if loss is None else loss + weighted
                 values[f"loss/{term.name}"] = value.detach()
+            if self.parts.distributed:
+                loss = loss + self.parts.zero_term(phase.updates)
             opts = [self.parts.optimizers[n] for n in phase.updates]
             _backward(loss, opts, self.scalers.get(phase.name))
         finally:

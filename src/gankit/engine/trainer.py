@@ -21,14 +21,11 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from PIL import Image
-from torchvision.utils import make_grid
 
 from .._command import command_line
 from .._version import __version__
 from .. import checkpoint as ck
 from .. import health
-from ..atomic import atomic_write, image_bytes
 from ..config import RunConfig
 from ..data import ImageData
 from ..errors import GankitError, memory_guard
@@ -36,14 +33,13 @@ from ..lock import RunLock, lock_run_dir
 from ..modes import Context, get_mode
 from ..nets import eval_mode
 from ..run.legacy import upgrade_meta
-from . import rundir
-from ..device import pick_device
+from . import distributed, rundir
 from .evaluation import PeriodicEval, is_eval_row
 from .hooks import config_hooks
 from .parts import Parts
 from .precision import load_scaler_states, resolve_speed, scaler_states
 from .progress import Progress
-from .reporting import JsonlSink, LogSink, ProgressSink, Reporter, TensorBoardSink, truncate_jsonl
+from .reporting import Reporter, run_sinks, truncate_jsonl, write_grid
 from .stepper import Stepper
 
 
@@ -55,15 +51,16 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, data: Optional[ImageData] = None, resume: bool = False,
                  force: bool = False, hooks: tuple = (), sinks: tuple = (), lock: Optional[RunLock] = None):
         self.cfg, self.run_dir, self.resumed = cfg, Path(run_dir), resume
-        self.device = pick_device(cfg.train.device)
+        self.dist = distributed.setup(cfg)  # torchrun's process group; one process: nothing changes
+        self.device = self.dist.device
         t = cfg.train
         self.speed = resolve_speed(t.precision, t.channels_last, t.compile, self.device)  # errors before any write
         self.stop_signal: Optional[int] = None
         self.extra_sinks = list(sinks)
         mode_cls = get_mode(cfg.mode)
-        self.lock = lock or lock_run_dir(self.run_dir, resume)  # one writer: first, so a second one learns who
+        self.lock = self.dist.lock(lambda: lock or lock_run_dir(self.run_dir, resume))  # first: a 2nd writer learns who
         try:
-            self.run_id = rundir.check_run_dir(self.run_dir, cfg, resume, force)  # refuse before loading or writing
+            self.run_id = self.dist.on_main(lambda: rundir.check_run_dir(self.run_dir, cfg, resume, force))
             mode_cls.validate(cfg)  # before a long data load
             self._build(mode_cls, data, resume, force, hooks)
         except BaseException:
@@ -76,19 +73,22 @@ class Trainer:
             print(f"took over the lock of run folder {self.run_dir} from process {self.lock.stale}, which is no "
                   f"longer running", flush=True)
         self.data = self._load_data(mode_cls, data)
-        self.evaluator = PeriodicEval(cfg, self.run_dir, self.data.name) if cfg.eval.every > 0 else None
+        self.evaluator = self.dist.on_main(lambda: PeriodicEval(cfg, self.run_dir, self.data.name), False) \
+            if cfg.eval.every > 0 else None
         torch.manual_seed(cfg.train.seed)
         self.mode = mode_cls(cfg, self.data.image_shape, self.data.classes)
         with memory_guard(f"the networks of this config (mode {cfg.mode}, model.arch {cfg.model.arch})",
                           "lower model.z_dim, model.width_g or model.width_d"):
             specs = self.mode.parts()
         self.mode.setup(self.data, self.run_dir, resume, specs)
-        self.parts = Parts(specs, self.speed, self.device)
-        self.noise = torch.Generator(self.device).manual_seed(cfg.train.seed + 1)
-        ctx = Context(self.parts.step_modules, self.parts.modules, self.noise, self.device, self.speed.autocast)
+        self.parts = Parts(specs, self.speed, self.device, self.dist)
+        self.dist.seed_rank(cfg.train.seed)
+        self.noise = torch.Generator(self.device).manual_seed(cfg.train.seed + 1)  # the same on every rank
+        ctx = Context(self.parts.step_modules, self.parts.modules, self.noise, self.device, self.speed.autocast,
+                      self.dist.rank, self.dist.world)
         phases = self.mode.phases(ctx)
         self.stepper = Stepper(self.parts, phases, {p.name: self.speed.grad_scaler() for p in phases})
-        self.source = self.mode.batches(self.data, cfg.train.seed)
+        self.source = self.dist.split(self.mode.batches(self.data, cfg.train.seed))
         self.hooks = [*config_hooks(cfg), *hooks]
         self.grid_inputs = self.mode.fixed_inputs(cfg.train.grid_size, self.device,
                                                   torch.Generator(self.device).manual_seed(cfg.train.seed + 2))
@@ -102,10 +102,13 @@ class Trainer:
         self.mode.health_setup(self.data)
         self.history: deque = deque(maxlen=health.HISTORY)  # the newest rows of metrics.jsonl
         best = 1 if self.evaluator is not None and self.evaluator.key else 0  # RUN_DIR/best holds one more
-        ck.check_free_space(self.run_dir, self.parts.nbytes(), cfg.train.keep_checkpoints + best)
         if resume:
-            self._restore(ck.latest_checkpoint(self.run_dir / "checkpoints"))
-        rundir.write_run_dir(self.run_dir, cfg, resume, force, self.run_id)
+            self._restore(self.dist.on_main(lambda: ck.latest_checkpoint(self.run_dir / "checkpoints")))
+        self.dist.on_main(lambda: self._write_run_dir(resume, force, best))
+
+    def _write_run_dir(self, resume: bool, force: bool, best: int) -> None:
+        ck.check_free_space(self.run_dir, self.parts.nbytes(), self.cfg.train.keep_checkpoints + best)
+        rundir.write_run_dir(self.run_dir, self.cfg, resume, force, self.run_id)
         if not resume:
             self.mode.write_files(self.run_dir)
         self._reload_history(self.progress.images if resume else -1)
@@ -134,6 +137,7 @@ class Trainer:
         finally:
             self.lock.release()
             getattr(self.data, "close", lambda: None)()  # a streamed dataset stops its loader's workers
+            self.dist.close()
         return self.progress
 
     def _run(self, reporter: Reporter) -> None:
@@ -142,7 +146,7 @@ class Trainer:
         try:
             self._start(reporter)
             while not finished:  # _finish is False when its final checkpoint found NaN and rolled back
-                while self.progress.images < self.total_images and self.stop_signal is None:
+                while self.progress.images < self.total_images and self.dist.agree_stop(self) is None:
                     self._iteration(reporter)
                 finished = self._finish(reporter)
         except OSError as exc:  # disk full, quota, folder removed: say so; the checkpoints are intact
@@ -153,6 +157,8 @@ class Trainer:
             raise self._failed(error) from None
         except GankitError as exc:
             raise self._failed(exc)
+        except distributed.FAILURES as exc:  # a collective failed: another rank died or stopped answering
+            raise self._failed(self.dist.lost(exc, ck.latest_checkpoint(self.run_dir / "checkpoints"))) from None
         finally:
             rundir.restore_signal_handlers(handlers)
             try:
@@ -168,8 +174,8 @@ class Trainer:
 
     def _start(self, reporter: Reporter) -> None:
         p = self.progress
+        self._log_file.message(f"{self.dist.describe(self.cfg.train.batch_size)}; {self.speed.describe()}")  # log only
         self._log_file.message(f"command: {command_line()}")  # for gankit report
-        self._log_file.message(self.speed.describe())  # log.txt only: stderr stays for progress and problems
         if self.resumed:
             reporter.message(f"resumed {self.run_dir} at step {p.step} ({p.images} images)")
         elif p.images == 0:
@@ -185,15 +191,15 @@ class Trainer:
         measure = (p.step + 1) % t.log_every == 0
         stats = self.stepper.iteration(batch, p.step, p.phase_steps, measure)
         before = p.images
-        p.images += batch.images
+        p.images += batch.images * self.dist.world  # every process holds an equal slice of the global batch
         p.batch += 1
         p.step += 1
         self.parts.update_emas(p.images)
         for hook in self.hooks:
             hook.after_iteration(self)
-        if measure and not self._log(reporter, {**stats, **lrs}):
+        if measure and not self._log(reporter, {**self.dist.mean(stats), **lrs}):
             return  # rolled back: the state is the checkpoint's, with its own epoch position
-        if self.evaluator is not None and self.evaluator.due(before, p.images):
+        if self.cfg.eval.every > 0 and p.images // self.cfg.eval.every > before // self.cfg.eval.every:
             self._evaluate(reporter)
         if p.batch >= self.source.iterations_per_epoch:
             self._end_epoch(reporter)
@@ -209,8 +215,8 @@ class Trainer:
     def _finish(self, reporter: Reporter) -> bool:
         """Final grid and checkpoint; False when the checkpoint found NaN weights and rolled back."""
         p = self.progress
-        last = ck.latest_checkpoint(self.run_dir / "checkpoints")
-        written = last is not None and last.stem == _checkpoint_name(p.images)
+        last = self.dist.on_main(lambda: ck.latest_checkpoint(self.run_dir / "checkpoints"))
+        written = last is not None and last.stem == ck.checkpoint_name(p.images)
         if self.stop_signal is not None:
             if not written:
                 self._checkpoint(reporter)
@@ -235,6 +241,8 @@ class Trainer:
             self._report(reporter, values)
             self._diverged(reporter, *bad)
             return False
+        if not self.dist.is_main:  # rank 0 reports; the others only needed the NaN check, which all ranks share
+            return True
         with torch.no_grad():
             values.update(self.mode.health_stats(self.parts.modules, self.health_inputs))
         row = {"step": p.step, "images": p.images, **values}
@@ -247,18 +255,21 @@ class Trainer:
     def _evaluate(self, reporter: Reporter) -> None:
         """Score the sample network (eval.every); keep the checkpoint in RUN_DIR/best when it is the best so far."""
         p, ev = self.progress, self.evaluator
+        shared = self.dist.checkpoint_state(self.parts)  # every rank: the best checkpoint may be written below
+        if not self.dist.is_main:
+            return
         values = ev(self.sample_network())
         reporter.scalars(p.step, p.images, values)
         shown = ", ".join(f"{k[5:]}={v:.4g}" for k, v in values.items())
         if ev.improved(values):
-            path = ev.keep(values, p.images, self.save_checkpoint)
+            path = ev.keep(values, p.images, lambda folder: self.save_checkpoint(folder, shared))
             shown += f"; best {ev.key} so far, kept as {path}"
         reporter.message(f"eval at {p.images} images: {shown}")
 
     def _reload_history(self, images: int) -> None:
         """Cut metrics.jsonl back to ``images`` (-1: empty it) and refill the health monitors' history from
         it as an uninterrupted run holds it: training rows only, not the rows of evaluations."""
-        rows = truncate_jsonl(self.run_dir / "metrics.jsonl", images)
+        rows = truncate_jsonl(self.run_dir / "metrics.jsonl", images) if self.dist.is_main else []
         self.history.clear()
         self.history.extend(r for r in rows if not is_eval_row(r))
 
@@ -279,7 +290,7 @@ class Trainer:
     def _diverged(self, reporter: Reporter, key: str, value: float) -> None:
         """Stop naming the last good checkpoint, or (train.on_nan=rollback) reload it at lower learning rates."""
         t, p = self.cfg.train, self.progress
-        last = ck.latest_checkpoint(self.run_dir / "checkpoints")
+        last = self.dist.on_main(lambda: ck.latest_checkpoint(self.run_dir / "checkpoints"))
         where = f"training diverged at step {p.step} ({p.images} images): {key} = {value}"
         if t.on_nan != "rollback" or last is None or p.rollbacks >= t.max_rollbacks:
             hint = f" after {p.rollbacks} rollbacks" if t.on_nan == "rollback" else ""
@@ -312,32 +323,31 @@ class Trainer:
 
     @torch.no_grad()
     def _save_grid(self, reporter: Reporter, name: Optional[str] = None) -> None:
+        if not self.dist.average_buffers(self.parts):  # every rank averages; rank 0 draws and writes
+            return
         nets = self.parts.sampling()
         with contextlib.ExitStack() as stack:
             for m in nets.values():
                 stack.enter_context(eval_mode(m))
             images = self.mode.draw(nets, self.grid_inputs).float().add(1).div(2).clamp(0, 1).cpu()
-        grid = make_grid(images, nrow=self.mode.grid_columns(images.shape[0]), padding=2)
-        path = self.run_dir / "samples" / f"{name or f'epoch_{self.progress.epoch:03d}'}.png"
-        path.parent.mkdir(exist_ok=True)
-        pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()  # as save_image
-        atomic_write(path, image_bytes(Image.fromarray(pixels)))
+        grid = write_grid(self.run_dir / "samples" / f"{name or f'epoch_{self.progress.epoch:03d}'}.png", images,
+                          self.mode.grid_columns(images.shape[0]))
         reporter.image("samples", grid, self.progress.epoch)
 
     def _reporter(self) -> Reporter:
-        self._log_file = LogSink(self.run_dir / "log.txt")
-        sinks = [JsonlSink(self.run_dir / "metrics.jsonl"), self._log_file]
-        if self.cfg.train.tensorboard:
-            # a resumed run hides the events a killed run wrote after its checkpoint
-            sinks.append(TensorBoardSink(self.run_dir, self.progress.images + 1 if self.resumed else None))
-        if self.cfg.train.progress:
-            sinks.append(ProgressSink(self.total_images, self.progress.images))
+        if not self.dist.is_main:
+            self._log_file = distributed.NoLog()
+            return distributed.QuietReporter()
+        self._log_file, sinks = run_sinks(self.run_dir, self.cfg.train, self.progress.images, self.resumed,
+                                          self.total_images)
         return Reporter(sinks + self.extra_sinks)
 
     # ---- checkpoints -------------------------------------------------------------------
-    def save_checkpoint(self, folder: Optional[Path] = None) -> Path:
-        """A checkpoint in RUN_DIR/checkpoints (keeping the newest train.keep_checkpoints) or in ``folder``."""
-        tensors: dict = {}
+    def save_checkpoint(self, folder: Optional[Path] = None, shared: Optional[dict] = None) -> Optional[Path]:
+        """A checkpoint in RUN_DIR/checkpoints (the newest train.keep_checkpoints kept) or ``folder``; rank 0 writes."""
+        tensors = self.dist.checkpoint_state(self.parts) if shared is None else dict(shared)
+        if not self.dist.is_main:
+            return None
         meta = {
             "gankit_version": __version__,
             "run_id": self.run_id,
@@ -349,6 +359,7 @@ class Trainer:
             "dataset": self.data.name,
             "speed": self.speed.to_dict(),
             "grad_scalers": scaler_states(self.stepper.scalers),
+            "launch": self.dist.record(self.cfg.train.batch_size),
         }
         mode_tensors, meta["mode_state"] = self.mode.state()
         tensors.update({f"mode.{k}": v for k, v in mode_tensors.items()})
@@ -357,9 +368,9 @@ class Trainer:
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         if folder is not None:
-            return ck.save_checkpoint(folder, _checkpoint_name(self.progress.images), tensors, meta)
+            return ck.save_checkpoint(folder, ck.checkpoint_name(self.progress.images), tensors, meta)
         folder = self.run_dir / "checkpoints"
-        path = ck.save_checkpoint(folder, _checkpoint_name(self.progress.images), tensors, meta)
+        path = ck.save_checkpoint(folder, ck.checkpoint_name(self.progress.images), tensors, meta)
         ck.prune(folder, self.cfg.train.keep_checkpoints)
         return path
 
@@ -374,6 +385,7 @@ class Trainer:
             self.mode.load_state({k[5:]: v for k, v in tensors.items() if k.startswith("mode.")},
                                  meta.get("mode_state", {}))
             torch.set_rng_state(tensors["rng.torch"].cpu())
+            self.dist.restore_rng(tensors, self.cfg.train.seed, meta["progress"]["step"])
             self.noise.set_state(tensors["rng.noise"].cpu())
             if "rng.cuda" in tensors and self.device.type == "cuda":
                 torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), self.device)
@@ -384,14 +396,3 @@ class Trainer:
         self.progress.__dict__.update(progress.__dict__)  # in place: callers may hold the object
         self._set_learning_rates()
 
-
-def _checkpoint_name(images: int) -> str:
-    return f"ckpt-{images:012d}"
-
-
-def train(cfg: RunConfig, run_dir: Optional[Path] = None, data: Optional[ImageData] = None,
-          resume: bool = False, force: bool = False, hooks: tuple = (), sinks: tuple = ()) -> Trainer:
-    """Train from a resolved config; returns the finished `Trainer`."""
-    trainer = Trainer(cfg, Path(run_dir) if run_dir else Path("runs") / cfg.name, data, resume, force, hooks, sinks)
-    trainer.run()
-    return trainer

@@ -94,6 +94,16 @@ class Context:
     noise: torch.Generator            # every random number training draws
     device: torch.device
     autocast: Callable = contextlib.nullcontext  # wraps network passes (mixed precision)
+    rank: int = 0                     # this process and the number of processes (torchrun; 1: one process)
+    world: int = 1
+
+    def shard(self, t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """This process's rows of ``t``, drawn for the global batch (all of it in one process). Drawing noise
+        for the global batch on every process and keeping a slice keeps the single-process noise stream."""
+        if t is None or self.world == 1:
+            return t
+        n = t.shape[0] // self.world
+        return t[self.rank * n:(self.rank + 1) * n]
 
 
 class Mode:

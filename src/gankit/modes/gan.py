@@ -169,8 +169,9 @@ class GanMode(Mode):
     def _d_inputs(self, scratch: dict, r: int) -> DInputs:
         ctx, cond, batch = self.ctx, self.cond, scratch["batch"]
         x_real = batch.x[r]
-        z = sample_z(x_real.shape[0], self.cfg.model.z_dim, x_real.device, ctx.noise)
-        y_fake, codes = cond.fake_labels(z, ctx.noise)
+        z = sample_z(x_real.shape[0] * ctx.world, self.cfg.model.z_dim, x_real.device, ctx.noise)
+        y_fake, codes = cond.fake_labels(z, ctx.noise)  # drawn for the global batch: this process keeps its rows
+        z, y_fake, codes = ctx.shard(z), ctx.shard(y_fake), ctx.shard(codes)
         y_real = batch.y[r] if batch.y is not None else None
         with torch.set_grad_enabled(r == self.cfg.train.n_critic - 1), ctx.autocast():  # the G step reuses them
             x_fake = cond.generate(ctx.nets["G"], z, y_fake)
@@ -186,7 +187,8 @@ class GanMode(Mode):
         # as D(., y_real) (gp scores its interpolates with y_real).
         D = self.ctx.eager["D"]
         critic = D if i.y_real is None else partial(D, y=i.y_real)
-        return penalty(critic, i.x_real.float(), i.x_fake.float(), self.ctx.noise).mean()
+        part = (self.ctx.rank, self.ctx.world)  # gp's eps: drawn for the global batch, this process's rows kept
+        return penalty(critic, i.x_real.float(), i.x_fake.float(), self.ctx.noise, part).mean()
 
     def _g_inputs(self, scratch: dict, r: int) -> GInputs:
         y_fake, codes = scratch["y_fake"], scratch["codes"]

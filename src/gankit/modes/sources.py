@@ -3,7 +3,8 @@
 The engine asks a source for the batches of iteration ``index`` of epoch ``epoch`` and counts the images they
 hold; the source says how many iterations make an epoch. Epoch k's order is `ImageData.epoch_order(seed, k)`,
 so a resumed run sees exactly the batches an uninterrupted one would. The data hands over uint8 images (from
-memory, or streamed from files by `gankit.data.stream`); they become float in [-1, 1] here, on the device.
+memory, or streamed from files by `gankit.data.stream`); they become float in [-1, 1] here, on the device. On several
+processes each one takes its slice of every global batch (`ImageBatches.split`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Optional
 import torch
 
 from ..data import to_float
+from ..errors import GankitError
 
 
 @dataclass
@@ -36,7 +38,16 @@ class ImageBatches:
     def __init__(self, data, batch_size: int, per_iteration: int, seed: int, labels: Optional[torch.Tensor] = None):
         self.data, self.batch_size, self.per_iteration, self.seed = data, batch_size, per_iteration, seed
         self.labels = labels
+        self.rank, self.world = 0, 1
         self._order: tuple = (-1, None)
+
+    def split(self, rank: int, world: int) -> None:
+        """Hand out only process ``rank``'s slice (rows rank*b .. (rank+1)*b - 1, b = batch_size / world) of
+        every global batch: ``world`` processes together consume what one process would."""
+        if self.batch_size % world:
+            raise GankitError(f"the global batch {self.batch_size} does not split into {world} equal parts; "
+                              f"make train.batch_size a multiple of {world}")
+        self.rank, self.world = rank, world
 
     @property
     def iterations_per_epoch(self) -> int:
@@ -53,8 +64,12 @@ class ImageBatches:
     def take(self, epoch: int, index: int) -> Batch:
         """The batches of iteration ``index`` (0-based) of ``epoch``."""
         if self._order[0] != epoch:
-            self._order = (epoch, self.data.epoch_order(self.seed, epoch))
-        bs, n = self.batch_size, self.per_iteration
+            order = self.data.epoch_order(self.seed, epoch)
+            if self.world > 1:  # this process's rows of every global batch, in order: consecutive for a stream
+                whole = len(order) // self.batch_size * self.batch_size
+                order = order[:whole].view(-1, self.world, self.batch_size // self.world)[:, self.rank].reshape(-1)
+            self._order = (epoch, order)
+        bs, n = self.batch_size // self.world, self.per_iteration
         start, stop = index * n * bs, (index + 1) * n * bs
         idx = self._order[1][start:stop]
         x = list(to_float(self.data.batch(epoch, self._order[1], start, stop)).split(bs))  # uint8 -> float on device
