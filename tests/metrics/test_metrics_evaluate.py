@@ -65,6 +65,7 @@ def test_cli_evaluates_a_run_and_writes_eval_json(cache, tmp_path, capsys):
     assert result["provenance"]["metrics"] == ["fid", "pr", "cs", "modes"] and "memorisation" not in result
     written = list((run / "eval").glob("*.json"))
     assert len(written) == 1 and json.loads(written[0].read_text())["fid"] == result["fid"]
+    assert "-n100-seed0-" in written[0].name  # the sample count is part of the name
     assert "note: Inception-v3 weights not available" in captured.err
     assert main(["evaluate", str(run), "--n", "50", "--metrics", "fid,modes", "--no-floor"]) == 0
     table = capsys.readouterr().out

@@ -243,7 +243,8 @@ def test_evaluations_with_other_metrics_or_sizes_are_kept_side_by_side(tmp_path)
 
     names = set()
     for metrics, n in ((["fid", "cs"], 100), (["fid"], 100), (["fid"], 200), (["cs", "fid"], 100)):
-        result = {"provenance": {"images_seen": 5, "seed": 0, "n": n, "metrics": [{"name": m} for m in metrics]}}
+        result = {"provenance": {"images_seen": 5, "seed": 0, "n_generated": n, "n_images": n,
+                                 "metrics": [{"name": m} for m in metrics]}}
         names.add(write_result(tmp_path, result).name)
     assert names == {"000000000005-n100-seed0-cs+fid.json", "000000000005-n100-seed0-fid.json",
                      "000000000005-n200-seed0-fid.json"}

@@ -275,6 +275,7 @@ def write_result(run_dir: Path, result: dict) -> Path:
     folder.mkdir(exist_ok=True)
     p = result["provenance"]
     metrics = "+".join(sorted(m["name"] if isinstance(m, dict) else str(m) for m in p.get("metrics", [])))
-    path = folder / f"{p.get('images_seen', 0):012d}-n{p.get('n')}-seed{p['seed']}-{metrics or 'none'}.json"
+    n = p.get("n_generated", p.get("n"))  # the samples scored (provenance of evaluate_images; "n" in older files)
+    path = folder / f"{p.get('images_seen', 0):012d}-n{n}-seed{p['seed']}-{metrics or 'none'}.json"
     atomic_write_text(path, json.dumps(result, indent=1))
     return path
