@@ -78,3 +78,11 @@ def _run_reports_only_where_tested(request, monkeypatch):
     report (marked ``report``) keep it, the many other tests that train skip it to keep the suite fast."""
     if request.node.get_closest_marker("report") is None:
         monkeypatch.setattr("gankit.report.sink.ReportSink.write", lambda self: None)
+
+
+def ctrl_c_reaches_child() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell's background job (``cmd &``,
+    nohup) starts with SIGINT ignored and its children inherit that; the child gets the default back."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

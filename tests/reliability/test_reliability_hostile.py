@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from gankit import GankitError
 from gankit.cli import main
 
-from conftest import write_image_folder
+from conftest import ctrl_c_reaches_child, write_image_folder
 
 SETS = ["data.name=folder", "model.codes=0", "model.width_g=8", "model.width_d=8", "model.z_dim=8",
         "train.batch_size=8", "train.progress=false", "train.tensorboard=false", "train.grid_size=4",
@@ -59,7 +59,7 @@ def world(tmp_path_factory):
 def _cli(*args, **kw) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "gankit", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ctrl_c_reaches_child, **kw)
 
 
 # ---- 1. two processes on one run folder ------------------------------------------------------------------

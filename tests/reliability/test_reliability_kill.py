@@ -23,7 +23,7 @@ import pytest
 from gankit.cli import main
 from gankit.checkpoint import latest_checkpoint, load_checkpoint
 
-from conftest import write_image_folder
+from conftest import ctrl_c_reaches_child, write_image_folder
 
 KILLS = 60          # kills that find a committed checkpoint on disk (kills before a run's first one do not count)
 BATCH = 16          # the whole image folder: one G step per epoch, so a checkpoint after every step and
@@ -139,7 +139,7 @@ def test_sigint_checkpoints_and_exits_130_then_resume_is_exact(setup):
     run = root / "sigint"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "gankit", *_argv(folder, run)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ctrl_c_reaches_child)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         metrics = run / "metrics.jsonl"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
-import sys
 import uuid
 from pathlib import Path
 
@@ -144,12 +142,3 @@ def restore_signal_handlers(old: dict) -> None:
     for sig, h in old.items():
         signal.signal(sig, h)
 
-
-def command_line() -> str:
-    """This process's command line as a shell would take it (``gankit train ...`` for the command), for log.txt."""
-    argv = list(sys.argv) or ["python"]
-    if Path(argv[0]).name in ("gankit", "__main__.py"):
-        argv[0] = "gankit"
-    elif argv[0].endswith(".py"):
-        argv.insert(0, "python")
-    return shlex.join(argv)
