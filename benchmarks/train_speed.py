@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import gemm_peak, machine, peak_memory_mb, sync, write_results  # noqa: E402
+from gankit.data import to_float  # noqa: E402
 
 BATCH, Z_DIM, LR, BETAS, EMA_DECAY, R1_WEIGHT, R1_EVERY = 64, 100, 1e-3, (0.0, 0.99), 0.999, 0.5, 4
 
@@ -60,7 +61,7 @@ class ReferenceLoop:
             self.order, self.pos = torch.randperm(len(self.x), device=self.device), 0
         idx = self.order[self.pos:self.pos + BATCH]
         self.pos += BATCH
-        return self.x[idx]
+        return to_float(self.x[idx])  # uint8 in memory, float per batch, as gankit does
 
     def step(self) -> None:
         x_real = self.batch()
@@ -197,7 +198,7 @@ def step_rate(trainer, data, steps: int, offset: int) -> float:
     phase_steps = {"D": offset}  # the lazy R1 schedule counts D steps
     for i in range(steps):
         j = (offset + i) * BATCH % (len(data.x) - BATCH)
-        trainer.stepper.iteration(Batch([data.x[j:j + BATCH]]), offset + i, phase_steps, False)
+        trainer.stepper.iteration(Batch([to_float(data.x[j:j + BATCH])]), offset + i, phase_steps, False)
         trainer.parts.update_emas(trainer.cfg.train.ema_start)
     sync(trainer.device)
     return steps * BATCH / (time.perf_counter() - start)

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import gankit
-from gankit.data import load_dataset
+from gankit.data import load_dataset, to_float
 from gankit.errors import GankitError
 from gankit.nets import DCGANDiscriminator
 
@@ -74,7 +74,7 @@ def train(data, args, adv_weight: float) -> nn.Module:
         for idx in torch.randperm(n, generator=order).split(args.batch_size):
             if step >= args.steps or len(idx) < 2:
                 break
-            x = data.x[idx]
+            x = to_float(data.x[idx])  # uint8 in memory, float in [-1, 1] per batch
             x_hat = dec(enc(x))
             loss = F.l1_loss(x_hat, x)
             if adv_weight > 0:
@@ -142,6 +142,7 @@ def main(argv=None) -> int:
                               "are required")
         data = load_dataset(args.dataset, args.data_dir, "train", limit=args.limit or None)
         test = load_dataset(args.dataset, args.data_dir, "test", limit=args.eval_n)
+        test.x = to_float(test.x)
         if data.image_shape != (1, 28, 28):
             raise GankitError(f"the example's networks take 1x28x28 images; {args.dataset} has {data.image_shape}")
         out = Path(args.out)

@@ -232,7 +232,7 @@ class GanMode(Mode):
     @torch.no_grad()
     def report_panels(self, run) -> list:
         """D's verdicts on real and generated images at the run's checkpoint; a conditional run's rows per class."""
-        from ..data import load_dataset
+        from ..data import load_dataset, to_float
 
         G, D = run.network("G", ema=False), run.network("D", ema=False)
         n, d = 512, self.cfg.data
@@ -251,7 +251,7 @@ class GanMode(Mode):
             y_real = data.y[pick] if len(inputs) > 1 else None
             if self.cfg.model.codes and self.cfg.model.code_kind == "clusters":
                 y_real = read_clusters(run.run_dir)[0].to(run.device)[pick]
-            values["real (training images)"] = self._verdicts(D, data.x[pick], y_real)
+            values["real (training images)"] = self._verdicts(D, to_float(data.x[pick]), y_real)
             text += f" and {n} random training images of {d.name}"
         except (GankitError, OSError, KeyError, IndexError) as exc:
             text += f"; the real images could not be loaded ({exc})"
