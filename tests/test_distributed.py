@@ -314,10 +314,15 @@ def test_a_killed_rank_stops_the_other_within_a_minute_naming_it_and_the_checkpo
         _cleanup(agent)
     assert agent.returncode != 0 and elapsed < 60
     lines = [x for x in err.splitlines() if x.startswith("gankit: error:")]
-    assert any(f"rank 1 (pid {victim}) died" in x for x in lines), err[-3000:]
+    # gankit's line when the survivor's collective fails first; torchrun's own summary when its agent stops the
+    # survivor first (a race of milliseconds): either names the dead rank
+    by_gankit = any(f"rank 1 (pid {victim}) died" in x for x in lines)
+    by_torchrun = re.search(rf"Root Cause.*?rank\s*: 1 \(local_rank: 1\)\s*exitcode\s*: -9 \(pid: {victim}\)", err,
+                            re.S)
+    assert by_gankit or by_torchrun, err[-3000:]
     run_obj = gankit.load_run(run)  # the newest checkpoint on disk loads
     assert run_obj.sample(2, seed=0).shape == (2, 1, 16, 16)
-    print(f"survivor stopped {elapsed:.1f} s after rank 1 was killed: {lines[0]}")
+    print(f"survivor stopped {elapsed:.1f} s after rank 1 was killed: {lines[0] if lines else 'torchrun summary'}")
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ranks through /proc")
