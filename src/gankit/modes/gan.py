@@ -25,7 +25,7 @@ besides z and x (labels, codes) comes from `gankit.modes.conditioning`.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Optional
@@ -232,7 +232,8 @@ class GanMode(Mode):
     @torch.no_grad()
     def report_panels(self, run) -> list:
         """D's verdicts on real and generated images at the run's checkpoint; a conditional run's rows per class."""
-        from ..data import load_dataset, to_float
+        from ..data import to_float
+        from ..data.stream import open_training_data
 
         G, D = run.network("G", ema=False), run.network("D", ema=False)
         n, d = 512, self.cfg.data
@@ -246,12 +247,14 @@ class GanMode(Mode):
         try:
             if d.data_dir is None and d.name != "digits":  # a report never downloads
                 raise GankitError(f"data.data_dir is not set and {d.name} is not bundled")
-            data = load_dataset(d.name, d.data_dir, "train", run.device, d.image_size, d.channels, d.limit or None)
+            # a folder or zip is read lazily: only the n files shown, however large the dataset
+            data, _ = open_training_data(replace(d, stream="true", workers=0) if d.name == "folder" else d, run.device)
             pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n].to(run.device)
             y_real = data.y[pick] if len(inputs) > 1 else None
             if self.cfg.model.codes and self.cfg.model.code_kind == "clusters":
                 y_real = read_clusters(run.run_dir)[0].to(run.device)[pick]
             values["real (training images)"] = self._verdicts(D, to_float(data.x[pick]), y_real)
+            getattr(data, "close", lambda: None)()
             text += f" and {n} random training images of {d.name}"
         except (GankitError, OSError, KeyError, IndexError) as exc:
             text += f"; the real images could not be loaded ({exc})"
