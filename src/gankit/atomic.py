@@ -91,3 +91,23 @@ def write_folder(out: Path, fill: Callable[[Path], None], owned: Callable[[Path]
             os.rename(old, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def write_grid(path: Path, images, columns: int, label: str = ""):
+    """A grid of ``images`` (N, C, H, W) in [0, 1], ``columns`` per row, written atomically as a PNG to ``path``,
+    under a strip with ``label`` when one is given; the grid (without the strip)."""
+    import torch
+    from PIL import Image, ImageDraw
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images, nrow=columns, padding=2)
+    path.parent.mkdir(exist_ok=True)
+    pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()  # as save_image
+    image = Image.fromarray(pixels)
+    if label:
+        strip = Image.new(image.mode, (image.width, image.height + 14), 0)
+        strip.paste(image, (0, 14))
+        ImageDraw.Draw(strip).text((2, 1), label, fill=255 if image.mode == "L" else (255, 255, 255))
+        image = strip
+    atomic_write(path, image_bytes(image))
+    return grid

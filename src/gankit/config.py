@@ -7,6 +7,7 @@ step and embedded in every checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import typing
@@ -139,6 +140,18 @@ class EvalConfig:
 
 
 @dataclass
+class GrowConfig:
+    """Progressive growing (mode progressive, gankit.modes.progressive): the schedule, in real images seen."""
+
+    fade_images: int = 600_000        # each new resolution fades in over this many images (alpha 0 -> 1) ...
+    stable_images: int = 600_000      # ... then trains this many at alpha 1 (the first resolution: only this)
+    batch_sizes: dict = field(default_factory=dict)  # resolution -> batch size, e.g. {4: 64, 32: 32}; others:
+    #                                   train.batch_size (--set grow.batch_sizes.32=16 sets one)
+    reset_optim: bool = True          # clear Adam's moments when a fade starts and when it ends (the paper's code)
+    drift: float = 0.001              # weight of the drift term mean(D(x_real)^2) in D's loss (0: off)
+
+
+@dataclass
 class RunConfig:
     name: str = "run"                 # runs/<name>/
     mode: str = "gan"                 # the game (gankit.modes): gan | a registered mode's name
@@ -149,6 +162,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     dist: DistConfig = field(default_factory=DistConfig)
+    grow: GrowConfig = field(default_factory=GrowConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -197,6 +211,9 @@ def _coerce(value: Any, tp, key: str):
             raise GankitError(f"config key {key} must be a number, got {value!r}")
         return float(value)
     if tp is dict:  # a free mapping (model.options): checked by whoever owns it when the config is validated
+        if isinstance(value, str) and value.strip().startswith("{"):  # --set key={...}: the mapping's YAML text
+            with contextlib.suppress(yaml.YAMLError):
+                value = yaml.safe_load(value)
         if not isinstance(value, dict):
             raise GankitError(f"config key {key} must be a mapping, got {value!r}")
         return value

@@ -142,7 +142,7 @@ class StreamedImages:
         """uint8 images (stop - start, C, H, W) at positions [start, stop) of ``order`` (epoch ``key``),
         on the dataset's device. Consecutive calls are served by the prefetching loader; any other call
         (a new epoch, a resume, a rollback) restarts it at ``start``."""
-        if self._key != (key, start) or self._it is None:
+        if self._key != (key, start, stop - start) or self._it is None:  # a new batch size restarts it too
             self._restart(key, order, start, stop - start)
         try:
             images, errors = next(self._it)
@@ -154,7 +154,7 @@ class StreamedImages:
             self.close()
             more = f" ({len(bad) - 1} more bad files in this batch)" if len(bad) > 1 else ""
             raise GankitError(bad[0] + more)
-        self._key = (key, stop)
+        self._key = (key, stop, stop - start)
         return images.to(self.device, non_blocking=True)
 
     def _restart(self, key, order: torch.Tensor, start: int, chunk: int) -> None:

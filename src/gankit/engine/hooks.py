@@ -1,7 +1,9 @@
 """Hooks: schedules and observers a mode, a tool or a user adds to a run without touching the engine.
 
-A hook may scale every part's learning rate (``lr_scale``, computed afresh from the progress each iteration so
-that resume stays exact) and act after each iteration (``after_iteration``: a fade-in weight, a stage change).
+A hook may act before each iteration (``before_iteration``: a fade-in weight, a stage change, read from the
+progress so that resume stays exact), scale every part's learning rate (``lr_scale``, computed afresh from the
+progress each iteration), act after each iteration (``after_iteration``) and once when training ends
+(``finished``: not when a signal stopped it). A mode adds its own through `Mode.hooks`.
 Sinks, the other kind of observer, receive every reported value and message (`gankit.engine.reporting`).
 """
 from __future__ import annotations
@@ -10,10 +12,16 @@ from __future__ import annotations
 class Hook:
     """Does nothing; subclasses override what they need."""
 
+    def before_iteration(self, trainer) -> None:
+        pass
+
     def lr_scale(self, trainer) -> float:
         return 1.0
 
     def after_iteration(self, trainer) -> None:
+        pass
+
+    def finished(self, trainer) -> None:
         pass
 
 

@@ -171,21 +171,6 @@ class Reporter:
             s.close()
 
 
-def write_grid(path: Path, images: torch.Tensor, columns: int) -> torch.Tensor:
-    """A grid of ``images`` (N, C, H, W) in [0, 1], ``columns`` per row, written atomically as a PNG to ``path``;
-    the grid."""
-    from PIL import Image
-    from torchvision.utils import make_grid
-
-    from ..atomic import atomic_write, image_bytes
-
-    grid = make_grid(images, nrow=columns, padding=2)
-    path.parent.mkdir(exist_ok=True)
-    pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()  # as save_image
-    atomic_write(path, image_bytes(Image.fromarray(pixels)))
-    return grid
-
-
 def run_sinks(run_dir: Path, t, images: int, resumed: bool, total: int) -> tuple:
     """(log.txt's sink, [every sink of a run folder that train config ``t`` asks for]) for rank 0."""
     log = LogSink(run_dir / "log.txt")

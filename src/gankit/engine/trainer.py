@@ -39,7 +39,8 @@ from .hooks import config_hooks
 from .parts import Parts
 from .precision import load_scaler_states, resolve_speed, scaler_states
 from .progress import Progress
-from .reporting import Reporter, run_sinks, truncate_jsonl, write_grid
+from ..atomic import write_grid
+from .reporting import Reporter, run_sinks, truncate_jsonl
 from .stepper import Stepper
 
 
@@ -89,13 +90,14 @@ class Trainer:
         phases = self.mode.phases(ctx)
         self.stepper = Stepper(self.parts, phases, {p.name: self.speed.grad_scaler() for p in phases})
         self.source = self.dist.split(self.mode.batches(self.data, cfg.train.seed))
-        self.hooks = [*config_hooks(cfg), *hooks]
+        self.hooks = [*config_hooks(cfg), *self.mode.hooks(), *hooks]
         self.grid_inputs = self.mode.fixed_inputs(cfg.train.grid_size, self.device,
                                                   torch.Generator(self.device).manual_seed(cfg.train.seed + 2))
         self.health_inputs = self.mode.fixed_inputs(health.SAMPLES, self.device,  # no training stream drawn
                                                     torch.Generator(self.device).manual_seed(cfg.train.seed + 3))
         self.progress = Progress()
-        self.total_images = cfg.train.images or int(round(cfg.train.epochs * self.source.images_per_epoch))
+        self.total_images = cfg.train.images or getattr(self.source, "total_images", 0) or \
+            int(round(cfg.train.epochs * self.source.images_per_epoch))  # a source may know its run's length
         if self.total_images < 1:
             raise GankitError(f"train.epochs={cfg.train.epochs} is less than one image of the "
                               f"{self.source.images_per_epoch:,} an epoch holds; train for longer")
@@ -116,8 +118,7 @@ class Trainer:
             print(text, flush=True)
 
     def _load_data(self, mode_cls, data: Optional[ImageData]) -> ImageData:
-        if data is None:
-            data = mode_cls.load_data(self.cfg, self.device)
+        data = mode_cls.load_data(self.cfg, self.device) if data is None else data
         data.x, data.y = data.x.to(self.device), data.y.to(self.device)
         return data
 
@@ -186,6 +187,7 @@ class Trainer:
     def _iteration(self, reporter: Reporter) -> None:
         """One iteration of the mode's phases; logs, checks and ends the epoch when due."""
         t, p = self.cfg.train, self.progress
+        [hook.before_iteration(self) for hook in self.hooks]
         lrs = self._set_learning_rates() if self.hooks else {}
         batch = self.source.take(p.epoch, p.batch)
         measure = (p.step + 1) % t.log_every == 0
@@ -201,7 +203,7 @@ class Trainer:
             return  # rolled back: the state is the checkpoint's, with its own epoch position
         if self.cfg.eval.every > 0 and p.images // self.cfg.eval.every > before // self.cfg.eval.every:
             self._evaluate(reporter)
-        if p.batch >= self.source.iterations_per_epoch:
+        if p.batch >= self.source.iterations(p.epoch):
             self._end_epoch(reporter)
 
     def _end_epoch(self, reporter: Reporter) -> None:
@@ -223,6 +225,7 @@ class Trainer:
             reporter.message(f"stopped by signal {self.stop_signal} at step {p.step} ({p.images} images); "
                              f"checkpoint written, resume with: gankit train --resume {self.run_dir}")
             return True
+        [hook.finished(self) for hook in self.hooks]
         if p.batch > 0:  # ended mid-epoch (duration in images): keep a grid of the end state too
             self._save_grid(reporter, name="final")
         return written or self._checkpoint(reporter)
@@ -235,7 +238,7 @@ class Trainer:
         bad = health.first_nonfinite(values)
         now = time.perf_counter()
         values["speed/images_per_s"] = (p.images - self._window[1]) / max(now - self._window[0], 1e-9)
-        values["progress/epoch"] = p.epoch + self.source.epoch_fraction(p.batch)
+        values["progress/epoch"] = p.epoch + self.source.epoch_fraction(p.batch, p.epoch)
         self._window = (now, p.images)
         if bad is not None:
             self._report(reporter, values)
@@ -274,9 +277,8 @@ class Trainer:
         self.history.extend(r for r in rows if not is_eval_row(r))
 
     def _report(self, reporter: Reporter, values: dict) -> None:
-        p = self.progress
-        reporter.scalars(p.step, p.images, values)
-        self.history.append({"step": p.step, "images": p.images, **values})
+        reporter.scalars(self.progress.step, self.progress.images, values)
+        self.history.append({"step": self.progress.step, "images": self.progress.images, **values})
 
     def _checkpoint(self, reporter: Reporter) -> bool:
         """Save a checkpoint unless a weight is NaN/Inf (then handle the divergence; False)."""
@@ -331,7 +333,7 @@ class Trainer:
                 stack.enter_context(eval_mode(m))
             images = self.mode.draw(nets, self.grid_inputs).float().add(1).div(2).clamp(0, 1).cpu()
         grid = write_grid(self.run_dir / "samples" / f"{name or f'epoch_{self.progress.epoch:03d}'}.png", images,
-                          self.mode.grid_columns(images.shape[0]))
+                          self.mode.grid_columns(images.shape[0]), self.mode.grid_label())
         reporter.image("samples", grid, self.progress.epoch)
 
     def _reporter(self) -> Reporter:

@@ -5,10 +5,10 @@ training (built-in modes are imported here; a user's mode registers itself when 
 """
 from __future__ import annotations
 
-from . import cyclegan, gan  # noqa: F401  (register the built-in modes)
+from . import cyclegan, gan, progressive  # noqa: F401  (register the built-in modes)
 from .base import Context, Mode, Panel, Part, Phase, Term
 from .registry import MODES, get_mode, register_mode
-from .sources import Batch, ImageBatches, UnpairedBatches
+from .sources import Batch, GrowingBatches, ImageBatches, UnpairedBatches
 
-__all__ = ["Batch", "Context", "ImageBatches", "MODES", "Mode", "Panel", "Part", "Phase", "Term", "UnpairedBatches",
+__all__ = ["Batch", "Context", "GrowingBatches", "ImageBatches", "MODES", "Mode", "Panel", "Part", "Phase", "Term", "UnpairedBatches",
            "get_mode", "register_mode"]

@@ -172,6 +172,14 @@ class Mode:
         """Images (N, C, H, W) in [-1, 1] from ``inputs``; ``nets`` are the sampling copies (EMA where on)."""
         raise NotImplementedError
 
+    def grid_label(self) -> str:
+        """A line written above each sample grid (e.g. progressive growing's resolution and alpha; "": none)."""
+        return ""
+
+    def hooks(self) -> list:
+        """[`gankit.engine.hooks.Hook`, ...]: the game's own schedule (progressive growing's stages)."""
+        return []
+
     def grid_columns(self, n_images: int) -> int:
         """Images per row of the sample grid that `draw` fills with ``n_images`` images (default: square)."""
         return max(1, int(n_images ** 0.5))

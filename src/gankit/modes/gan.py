@@ -84,6 +84,9 @@ class GanMode(Mode):
 
     @classmethod
     def validate(cls, cfg) -> None:
+        if cls is GanMode and getattr(architecture(cfg.model.arch)[0], "grows", False):
+            raise GankitError(f"model.arch={cfg.model.arch} grows from 4x4 and needs its schedule; use it with "
+                              f"mode=progressive (preset mnist-progan), or pick dcgan or mlp for mode gan")
         if getattr(architecture(cfg.model.arch)[0], "translates", False):
             raise GankitError(f"model.arch={cfg.model.arch} translates images (G(x), not G(z)); use it with "
                               f"mode=cyclegan, or pick dcgan or mlp for mode gan")

@@ -53,11 +53,15 @@ class ImageBatches:
     def iterations_per_epoch(self) -> int:
         return (len(self.data) // self.batch_size) // self.per_iteration
 
+    def iterations(self, epoch: int) -> int:
+        """Iterations that make epoch ``epoch`` (the same for every epoch here)."""
+        return self.iterations_per_epoch
+
     @property
     def images_per_epoch(self) -> int:
         return self.iterations_per_epoch * self.per_iteration * self.batch_size
 
-    def epoch_fraction(self, index: int) -> float:
+    def epoch_fraction(self, index: int, epoch: int = 0) -> float:
         """The share of the epoch's data consumed after ``index`` iterations."""
         return index * self.per_iteration * self.batch_size / len(self.data)
 
@@ -97,7 +101,10 @@ class UnpairedBatches:
     def images_per_epoch(self) -> int:
         return self.iterations_per_epoch * 2 * self.batch_size
 
-    def epoch_fraction(self, index: int) -> float:
+    def iterations(self, epoch: int) -> int:
+        return self.iterations_per_epoch
+
+    def epoch_fraction(self, index: int, epoch: int = 0) -> float:
         return index / max(1, self.iterations_per_epoch)
 
     def _order(self, data, seed: int, epoch: int) -> torch.Tensor:
@@ -118,3 +125,63 @@ class UnpairedBatches:
             g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 1_000_033 + index & (2 ** 63 - 1))
             out = [crop_flip(x, self.crop, self.flip, g) for x in out]
         return Batch([to_float(x) for x in out])
+
+
+class GrowingBatches:
+    """Batches whose size depends on the images seen so far (progressive growing's batch size
+    per resolution): ``batch_size(images)`` gives it, and it may change only at the image counts in ``changes``.
+
+    Where iteration ``index`` of epoch k starts is found by walking the run from its first image: batches are cut
+    from epoch k's order (`ImageData.epoch_order(seed, k)`) while they fit, and the rest of an epoch is left out,
+    as `ImageBatches` does. So (epoch, index) names the same images however often the run was stopped.
+    """
+
+    def __init__(self, data, batch_size, changes: list, seed: int, total_images: int = 0, per_iteration: int = 1):
+        self.data, self.batch_size, self.changes, self.seed = data, batch_size, sorted(changes), seed
+        self.per_iteration = per_iteration  # batch_size(images) images per iteration, in this many equal batches
+        self.total_images = total_images  # the run's natural length (0: train.epochs decides)
+        self._epochs: list = []           # per epoch: [(first index, first offset, batch size, count), ...]
+        self._next = 0                    # images seen when the epoch after the last walked one starts
+        self._order: tuple = (-1, None)
+
+    @property
+    def images_per_epoch(self) -> int:
+        return len(self.data)
+
+    def _walk(self, epoch: int) -> list:
+        n = len(self.data)
+        while len(self._epochs) <= epoch:
+            segments, index, offset, images = [], 0, 0, self._next
+            while offset + (b := self.batch_size(images)) <= n:
+                change = next((c for c in self.changes if c > images), None)
+                count = (n - offset) // b if change is None else min((n - offset) // b, -(-(change - images) // b))
+                segments.append((index, offset, b, count))
+                index, offset, images = index + count, offset + count * b, images + count * b
+            if not segments:
+                raise GankitError(f"a batch of {self.batch_size(images)} images does not fit in the {n} training "
+                                  f"images; lower the batch size or use more data")
+            self._epochs.append(segments)
+            self._next = images
+        return self._epochs[epoch]
+
+    def iterations(self, epoch: int) -> int:
+        index, _, _, count = self._walk(epoch)[-1]
+        return index + count
+
+    def _position(self, epoch: int, index: int) -> tuple:
+        for first, offset, b, count in reversed(self._walk(epoch)):
+            if index >= first:
+                return offset + (index - first) * b, b
+        raise IndexError(index)
+
+    def epoch_fraction(self, index: int, epoch: int = 0) -> float:
+        if index >= self.iterations(epoch):
+            return 1.0
+        return self._position(epoch, index)[0] / len(self.data)
+
+    def take(self, epoch: int, index: int) -> Batch:
+        if self._order[0] != epoch:
+            self._order = (epoch, self.data.epoch_order(self.seed, epoch))
+        start, b = self._position(epoch, index)
+        x = to_float(self.data.batch(epoch, self._order[1], start, start + b))
+        return Batch(list(x.split(b // self.per_iteration)))

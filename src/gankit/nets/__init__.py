@@ -10,6 +10,7 @@ from ._layers import ACTIVATIONS, NORMS, activation, check_norm
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .dcgan64 import DCGAN64Discriminator, DCGAN64Generator, DCGAN64Options
 from .mlp import MLPDiscriminator, MLPGenerator, MLPOptions
+from .progan import ProDiscriminator, ProganOptions, ProGenerator
 from .protocols import Discriminator, FeatureDiscriminator, Generator
 from .registry import ARCHITECTURES, architecture, make_options, register_architecture, split_options
 from .resnet import ResNetDiscriminator, ResNetGenerator, ResNetOptions
@@ -19,6 +20,7 @@ register_architecture("mlp", MLPGenerator, MLPDiscriminator, MLPOptions)
 register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator)
 register_architecture("dcgan64", DCGAN64Generator, DCGAN64Discriminator, DCGAN64Options)
 register_architecture("resnet", ResNetGenerator, ResNetDiscriminator, ResNetOptions)  # SNGAN-style, 32-128 px
+register_architecture("progan", ProGenerator, ProDiscriminator, ProganOptions)  # grows from 4x4 (mode progressive)
 register_architecture("cyclegan", ResnetTranslator, PatchDiscriminator, TranslatorOptions)  # image to image
 
 

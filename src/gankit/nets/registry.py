@@ -66,6 +66,8 @@ def _coerce(value, tp, key: str):
         if not isinstance(value, list) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
             raise GankitError(f"{key} must be a list of {item.__name__}s such as [1, 2, 4], got {value!r}")
         return list(value)
+    if tp is bool and not isinstance(value, bool):
+        raise GankitError(f"{key} must be true or false, got {value!r}")
     if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise GankitError(f"{key} must be an integer, got {value!r}")
     if tp is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
