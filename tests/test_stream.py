@@ -85,6 +85,23 @@ def test_streamed_batches_equal_in_memory_batches(zipped):
     streamed.close()
 
 
+def test_a_batch_size_that_changes_mid_epoch_streams_the_same_images_as_memory(zipped):
+    """Progressive growing's batch size per resolution: the prefetching loader restarts at the new size."""
+    from gankit.modes.sources import GrowingBatches
+
+    cfg = _cfg(zipped)
+    cfg.data.stream = "false"
+    memory, _ = open_training_data(cfg.data, "cpu")
+    cfg.data.stream = "true"
+    streamed, _ = open_training_data(cfg.data, "cpu")
+    size = lambda images: 4 if images < 10 else 6  # noqa: E731
+    a, b = GrowingBatches(memory, size, [10], seed=1), GrowingBatches(streamed, size, [10], seed=1)
+    for epoch in range(2):
+        for index in range(a.iterations(epoch)):
+            assert torch.equal(a.take(epoch, index).x[0], b.take(epoch, index).x[0])
+    streamed.close()
+
+
 class _StopAt(Hook):
     def __init__(self, step):
         self.step = step
