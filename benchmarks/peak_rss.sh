@@ -4,7 +4,7 @@
 #   SRC_DIR: the src/ folder of the gankit checkout to measure (e.g. a `git worktree` of an older commit)
 #   IMAGES 0 (the default) trains the preset's 5 epochs; further arguments go to `gankit train`
 #   writes OUT_PREFIX.log (start/end times, load averages), .time (GNU time -v), .run/ and .eval.json
-# Needs MNIST in $GANKIT_DATA_DIR/mnist. Run with OMP_NUM_THREADS=2, one at a time.
+# Needs MNIST in $GANKIT_DATA_DIR/mnist. Run one at a time, with the same OMP_NUM_THREADS for every run compared.
 set -u
 SRC=$1; SEED=$2; OUT=$3; IMAGES=${4:-0}
 shift $(( $# < 4 ? $# : 4 ))

@@ -211,6 +211,7 @@ def test_tools_use_the_grown_run_at_the_datas_size_with_the_padding_cropped(tmp_
     (("grow.batch_sizes.8=0",), "keys are resolutions"),
     (("grow.stable_images=0",), "grow.stable_images must be at least 1"),
     (("grow.fade_images=-1",), "grow.fade_images must not be negative"),
+    (("train.compile=true",), "set train.compile=false"),
     (("model.norm_g=batch",), "set model.norm_g=none"),
     (("model.options.start=3",), "must be a power of two"),
     (("model.conditional=concat",), "set model.conditional=none"),

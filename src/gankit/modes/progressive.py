@@ -131,6 +131,9 @@ class ProgressiveMode(GanMode):
             raise GankitError("grow.fade_images must not be negative, grow.stable_images must be at least 1 (both 0: "
                               "no growing, full resolution from the start) and grow.drift must not be negative")
         batch_sizes(g)
+        if cfg.train.compile:
+            raise GankitError("mode progressive changes its networks' fade weight every iteration, which torch.compile "
+                              "would recompile each time; set train.compile=false")
 
     def __init__(self, cfg, image_shape: tuple, classes: list):
         super().__init__(cfg, image_shape, classes)
@@ -162,8 +165,8 @@ class ProgressiveMode(GanMode):
                               seed, self.schedule.length, per_iteration=n)
 
     def set_growth(self, modules: list, stage: int, alpha: float) -> None:
-        if (stage, alpha) != (self.stage, self.alpha) or not all(m.stage == stage for m in modules):
-            for m in modules:
+        for m in modules:  # G, D and the EMA copy; after a resume or rollback their buffers came from a checkpoint
+            if (m.stage, m.alpha) != (stage, alpha):
                 m.set_growth(stage, alpha)
         self.stage, self.alpha = stage, alpha
 
