@@ -33,7 +33,7 @@ def _digits_like(n=48, seed=0) -> ImageData:
 
 
 def _cfg(*extra, **direct):
-    tiny = ("model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=4", "grow.fade_images=12",
+    tiny = ("model.codes=0", "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=4", "grow.fade_images=12",
             "grow.stable_images=8")
     return resolve("mnist-progan", QUIET + tiny + extra, **direct)
 
@@ -90,7 +90,7 @@ def test_the_networks_have_the_papers_shapes_at_every_stage_of_a_64px_rgb_model(
     assert C == {4: 32, 8: 32, 16: 32, 32: 32, 64: 16}  # the paper's 512 ... 512, 256 at 64, scaled to 32
     assert G.dense.weight.shape == (C[4] * 16, z) and G.blocks[0].conv.weight.shape == (C[4], C[4], 3, 3)
     assert D.blocks[0][0].conv.weight.shape == (C[4], C[4] + 1, 3, 3)  # + the minibatch std channel
-    assert D.blocks[0][1].conv.weight.shape == (C[4], C[4], 4, 4) and D.out.weight.shape == (1, C[4])
+    assert D.blocks[0][1].conv.weight.shape == (C[4], C[4], 4, 4) and D.head.weight.shape == (1, C[4])
     zs = torch.randn(5, z)
     for k, r in enumerate((4, 8, 16, 32, 64)):
         if k:
@@ -138,8 +138,8 @@ def test_a_64px_rgb_folder_grows_through_every_stage_with_labelled_grids_and_a_t
 
     folder = write_image_folder(tmp_path / "faces", 24, size=64, channels=3)
     run = tmp_path / "run"
-    sets = [a for s in (*QUIET, "data.name=folder", "data.image_size=64", "data.channels=3", "model.width_g=8",
-                        "model.width_d=8", "model.z_dim=8", "train.batch_size=4", "grow.fade_images=8",
+    sets = [a for s in (*QUIET, "data.name=folder", "data.image_size=64", "data.channels=3", "model.codes=0",
+                        "model.width_g=8", "model.width_d=8", "model.z_dim=8", "train.batch_size=4", "grow.fade_images=8",
                         "grow.stable_images=8", "grow.batch_sizes={64: 2}") for a in ("--set", s)]
     assert main(["train", "mnist-progan", "--data-dir", str(folder), "--run-dir", str(run), *sets]) == 0
     rows = _rows(run)
@@ -190,12 +190,15 @@ def test_the_optimisers_state_is_cleared_when_a_fade_starts_and_ends(tmp_path):
     assert cleared[:8] == [True, False, True, False, False, True, False, True]
 
 
-def test_tools_use_the_grown_run_at_the_datas_size_with_the_padding_cropped(tmp_path, capsys):
+@pytest.mark.parametrize("codes", [0, 4])
+def test_tools_use_the_grown_run_at_the_datas_size_with_the_padding_cropped(tmp_path, capsys, codes):
     import gankit
 
-    train(_cfg(), tmp_path / "run", data=_digits_like(40))
+    train(_cfg(f"model.codes={codes}"), tmp_path / "run", data=_digits_like(40))
     run = gankit.load_run(tmp_path / "run")
-    assert run.network().stage == 3 and gankit.sample(run, 5).shape == (5, 1, 28, 28)
+    grown = [m for m in run.network().modules() if hasattr(m, "set_growth")]
+    assert [m.stage for m in grown] == [3] and gankit.sample(run, 5).shape == (5, 1, 28, 28)
+    assert (tmp_path / "run" / "clusters.safetensors").is_file() == bool(codes)
     assert main(["latent", "interpolate", str(tmp_path / "run"), "--out", str(tmp_path / "i.png")]) == 0
     assert main(["sample", str(tmp_path / "run"), "--n", "20", "--out", str(tmp_path / "x.npz")]) == 0  # export
     with np.load(tmp_path / "x.npz") as f:
@@ -216,7 +219,7 @@ def test_tools_use_the_grown_run_at_the_datas_size_with_the_padding_cropped(tmp_
     (("model.options.start=3",), "must be a power of two"),
     (("model.conditional=concat",), "set model.conditional=none"),
     (("grow.batch_sizes.64=4",), "never train at"),
-    (("train.batch_size=64",), "fewer than the largest batch"),
+    (("grow.batch_sizes.16=64",), "fewer than the largest batch"),
 ])
 def test_settings_that_cannot_grow_are_one_line(tmp_path, capsys, sets, message):
     folder = tmp_path / "d"
@@ -224,7 +227,7 @@ def test_settings_that_cannot_grow_are_one_line(tmp_path, capsys, sets, message)
 
     write_image_folder(folder, 40, size=28)
     args = ["train", "mnist-progan", "--data-dir", str(folder), "--run-dir", str(tmp_path / "r"),
-            "--set", "data.name=folder", "--set", "model.width_g=8", "--set", "model.width_d=8",
+            "--set", "data.name=folder", "--set", "model.codes=0", "--set", "model.width_g=8", "--set", "model.width_d=8",
             "--set", "train.batch_size=4"]
     assert main(args + [a for s in sets for a in ("--set", s)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

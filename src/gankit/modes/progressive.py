@@ -25,6 +25,7 @@ Logged columns ``stage``, ``resolution`` and ``alpha``; sample grids are labelle
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +97,8 @@ class Growth:
                 for opt in trainer.parts.optimizers.values():
                     opt.state.clear()
             mode.phase = phase
-        mode.set_growth([*trainer.parts.modules.values(), *(e.module for e in trainer.parts.emas.values())],
-                        stage, alpha)
+        mode.set_growth([g for m in (*trainer.parts.modules.values(), *(e.module for e in trainer.parts.emas.values()))
+                         for g in m.modules() if hasattr(g, "set_growth")], stage, alpha)  # inside code wrappers too
 
     def lr_scale(self, trainer) -> float:
         return 1.0
@@ -122,11 +123,9 @@ class ProgressiveMode(GanMode):
         if not getattr(architecture(m.arch)[0], "grows", False):
             raise GankitError(f"mode progressive needs networks that grow, not model.arch={m.arch}; set "
                               f"model.arch=progan")
-        problems = [(m.conditional != "none", "model.conditional=none"), (m.codes != 0, "model.codes=0"),
-                    (o.ac_weight > 0 or o.info_weight > 0, "objective.ac_weight=0 and objective.info_weight=0")]
-        for bad, fix in problems:
-            if bad:
-                raise GankitError(f"mode progressive grows unconditional networks; set {fix}")
+        if m.conditional != "none" or o.ac_weight > 0:
+            raise GankitError("mode progressive grows unconditional networks (model.codes may give them a code); set "
+                              "model.conditional=none and objective.ac_weight=0")
         if g.fade_images < 0 or g.stable_images < (0 if g.fade_images == 0 else 1) or g.drift < 0:
             raise GankitError("grow.fade_images must not be negative, grow.stable_images must be at least 1 (both 0: "
                               "no growing, full resolution from the start) and grow.drift must not be negative")
@@ -150,6 +149,7 @@ class ProgressiveMode(GanMode):
 
     # ---- building -----------------------------------------------------------------------------
     def setup(self, data, run_dir, resume: bool, parts: dict) -> None:
+        super().setup(data, run_dir, resume, parts)  # cluster codes (model.codes), as in the gan mode
         self.run_dir = Path(run_dir)
         need = max([self.schedule.default_batch, *self.schedule.batch.values()]) * self.cfg.train.n_critic
         if len(data) < need:
@@ -162,7 +162,7 @@ class ProgressiveMode(GanMode):
     def batches(self, data, seed: int) -> GrowingBatches:
         n = self.cfg.train.n_critic
         return GrowingBatches(data, lambda images: self.schedule.batch_size(images) * n, self.schedule.starts(),
-                              seed, self.schedule.length, per_iteration=n)
+                              seed, self.schedule.length, per_iteration=n, labels=self.cond.real_labels(data))
 
     def set_growth(self, modules: list, stage: int, alpha: float) -> None:
         for m in modules:  # G, D and the EMA copy; after a resume or rollback their buffers came from a checkpoint
@@ -195,16 +195,21 @@ class ProgressiveMode(GanMode):
         return x
 
     def _d_inputs(self, scratch: dict, r: int) -> DInputs:
-        ctx, batch = self.ctx, scratch["batch"]
+        """The `gan` mode's D inputs at the current stage: real images resampled, G's output at its own size."""
+        ctx, cond, batch = self.ctx, self.cond, scratch["batch"]
         x_real = self.real_at_stage(batch.x[r])
-        z = ctx.shard(sample_z(x_real.shape[0] * ctx.world, self.cfg.model.z_dim, x_real.device, ctx.noise))
+        z = sample_z(x_real.shape[0] * ctx.world, self.cfg.model.z_dim, x_real.device, ctx.noise)
+        y_fake, codes = cond.fake_labels(z, ctx.noise)
+        z, y_fake, codes = ctx.shard(z), ctx.shard(y_fake), ctx.shard(codes)
+        y_real = batch.y[r] if batch.y is not None else None
         with torch.set_grad_enabled(r == self.cfg.train.n_critic - 1), ctx.autocast():  # the G step reuses them
-            x_fake = ctx.nets["G"](z, native=True)
-        scratch.update(x_fake=x_fake, y_fake=None, codes=None)
+            x_fake = cond.generate(partial(ctx.nets["G"], native=True), z, y_fake)
+        scratch.update(x_fake=x_fake, y_fake=y_fake, codes=codes)
         x_fake = x_fake.detach()
         with ctx.autocast():
-            d_real, d_fake = ctx.nets["D"](x_real), ctx.nets["D"](x_fake)
-        return DInputs(x_real, x_fake, None, None, None, d_real.float(), d_fake.float(), None, None)
+            d_real, c_real = cond.discriminate(ctx.nets["D"], x_real, y_real)
+            d_fake, c_fake = cond.discriminate(ctx.nets["D"], x_fake, y_fake)
+        return DInputs(x_real, x_fake, y_real, y_fake, codes, d_real.float(), d_fake.float(), c_real, c_fake)
 
     # ---- state, grids and the timeline ---------------------------------------------------------------
     def state(self) -> tuple:

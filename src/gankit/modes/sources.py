@@ -136,8 +136,10 @@ class GrowingBatches:
     as `ImageBatches` does. So (epoch, index) names the same images however often the run was stopped.
     """
 
-    def __init__(self, data, batch_size, changes: list, seed: int, total_images: int = 0, per_iteration: int = 1):
+    def __init__(self, data, batch_size, changes: list, seed: int, total_images: int = 0, per_iteration: int = 1,
+                 labels: Optional[torch.Tensor] = None):
         self.data, self.batch_size, self.changes, self.seed = data, batch_size, sorted(changes), seed
+        self.labels = labels  # (N,) of the training images (cluster codes), or None
         self.per_iteration = per_iteration  # batch_size(images) images per iteration, in this many equal batches
         self.total_images = total_images  # the run's natural length (0: train.epochs decides)
         self._epochs: list = []           # per epoch: [(first index, first offset, batch size, count), ...]
@@ -184,4 +186,6 @@ class GrowingBatches:
             self._order = (epoch, self.data.epoch_order(self.seed, epoch))
         start, b = self._position(epoch, index)
         x = to_float(self.data.batch(epoch, self._order[1], start, start + b))
-        return Batch(list(x.split(b // self.per_iteration)))
+        n = b // self.per_iteration
+        y = self.labels.index_select(0, self._order[1][start:start + b]).split(n) if self.labels is not None else None
+        return Batch(list(x.split(n)), None if y is None else list(y))

@@ -71,10 +71,11 @@ class CodedGenerator(nn.Module):
         """c(z) (N,) for codes z (N, z_dim)."""
         return codes_from_z(z, self.code_probs)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, **kwargs) -> torch.Tensor:
+        """``kwargs`` go to the base G (a growing G's ``native=True``)."""
         assert z.dim() == 2 and z.shape[1] == self.z_dim, f"z must be (N, {self.z_dim}), got {tuple(z.shape)}"
         onehot = F.one_hot(self.codes(z), self.n_codes).to(z.dtype)
-        return self.base(torch.cat([z[:, 1:], onehot], dim=1))
+        return self.base(torch.cat([z[:, 1:], onehot], dim=1), **kwargs)
 
 
 def build_coded(build, kind: str, n_codes: int, z_dim: int, image_shape: tuple, norm_d: str) -> tuple:

@@ -227,7 +227,7 @@ class ProDiscriminator(_Grows):
             cin, cout = stage_channels(width, res, full_width_until), stage_channels(width, prev, full_width_until)
             self.blocks.append(nn.Sequential(_ConvAct(cin, cin, equalized, act), _ConvAct(cin, cout, equalized, act),
                                              nn.AvgPool2d(2)))
-        self.out = _Eq(c0, 1, 0, 1.0, equalized)
+        self.head = _Eq(c0, 1, 0, 1.0, equalized)
 
     def _to_native(self, x: torch.Tensor) -> torch.Tensor:
         r = self.resolution
@@ -240,7 +240,15 @@ class ProDiscriminator(_Grows):
                               f"images of the data's shape {self.image_shape}")
         return F.avg_pool2d(x, x.shape[-1] // r)
 
+    @property
+    def feature_dim(self) -> int:
+        return self.head.weight.shape[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C(start)): the input of the last dense layer (a projection D's phi)."""
         x = self._to_native(x)
         s = self.stage
         h = self.act(self.from_rgb[s](x))
@@ -249,8 +257,7 @@ class ProDiscriminator(_Grows):
             if k == s and self.alpha < 1.0:
                 low = self.act(self.from_rgb[s - 1](F.avg_pool2d(x, 2)))
                 h = torch.lerp(low, h, self.alpha)
-        h = self.blocks[0](self.mbstd(h))
-        return self.out(h.flatten(1)).squeeze(1)
+        return self.blocks[0](self.mbstd(h)).flatten(1)
 
 
 def _check_norm(norm: str, key: str) -> None:
