@@ -62,15 +62,25 @@ def stage_speeds(run: Path, ranges: list) -> list:
     return out
 
 
+def trained_images(run: Path) -> int:
+    """Images the run saw, from its newest checkpoint."""
+    from gankit.checkpoint import latest_checkpoint
+
+    return json.loads(latest_checkpoint(run / "checkpoints").read_text())["progress"]["images"]
+
+
 def stages(run: Path) -> list:
-    """[(stage, resolution, first image, last image)] of a progressive run, from its metrics."""
+    """[(stage, resolution, first image, last image)] of a progressive run, from its config's schedule."""
+    from gankit.config import from_dict
+    from gankit.yaml_io import read_yaml
+
+    cfg = from_dict(read_yaml((run / "config.yaml").read_text(), "config.yaml"))
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"stage"' in line]
-    out = []
-    for r in rows:
-        if not out or out[-1][0] != r["stage"]:
-            out.append([int(r["stage"]), int(r["resolution"]), out[-1][3] if out else 0, r["images"]])
-        out[-1][3] = r["images"]
-    return [tuple(s) for s in out]
+    resolutions = sorted({int(r["resolution"]) for r in rows})
+    stable, fade, total = cfg.grow.stable_images, cfg.grow.fade_images, trained_images(run)
+    starts = [0] + [stable + k * (fade + stable) for k in range(len(resolutions) - 1)]
+    ends = starts[1:] + [total]
+    return [(k, r, first, last) for k, (r, first, last) in enumerate(zip(resolutions, starts, ends))]
 
 
 def scores(result: dict) -> dict:
@@ -97,7 +107,7 @@ def main() -> None:
     prog = out / "progressive"
     wall = train(args.preset, args.data_dir, prog, ())
     table = stages(prog)
-    total = table[-1][3]
+    total = trained_images(prog)
     ranges = [(first, last) for _, _, first, last in table]
     record["runs"]["progressive"] = {"wall_s": wall, "images": total, "stage_images_per_s": stage_speeds(prog, ranges),
                                      **scores(evaluate(prog, args.data_dir, args.n))}
@@ -106,7 +116,7 @@ def main() -> None:
         full = out / "full-resolution"
         wall = train(args.preset, args.data_dir, full, ("grow.fade_images=0", "grow.stable_images=0",
                                                          f"train.images={total}"))
-        record["runs"]["full resolution"] = {"wall_s": wall, "images": total,
+        record["runs"]["full resolution"] = {"wall_s": wall, "images": trained_images(full),
                                              "stage_images_per_s": stage_speeds(full, ranges),
                                              **scores(evaluate(full, args.data_dir, args.n))}
     write_results("progressive", record, markdown(record))
@@ -116,7 +126,8 @@ def main() -> None:
 def markdown(record: dict) -> str:
     m = record["machine"]
     lines = [f"# Progressive growing against full resolution ({record['preset']}, {record['when']})", "",
-             f"Machine: {m.get('cpu', '?')}, {m.get('threads', '?')} threads, torch {m.get('torch', '?')}. "
+             f"Machine: {m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, "
+             f"{', '.join(m['cpu_flags'])}, torch {m['torch']}, load average at start {m['load_average_at_start'][0]:.2f}. "
              f"Scores: gankit evaluate, {record['n']:,} samples (EMA weights), FID against MNIST test images.", "",
              "| run | images | wall time (s) | classifier score (95% CI) | FID (95% CI) | rarest digit | "
              + " | ".join(f"images/s at stage {s['stage']} ({s['resolution']}x{s['resolution']}, images "
