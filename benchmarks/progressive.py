@@ -16,6 +16,9 @@ and the share of each digit among the samples.
     OMP_NUM_THREADS=2 python benchmarks/progressive.py --data-dir ../shared/data/mnist --out /tmp/progressive \\
         [--preset mnist-progan] [--n 10000] [--skip-baseline]
 
+``--runs PROGRESSIVE FULL --walls S1 S2`` makes the tables from two finished runs (trained as above, one after
+the other, and timed with ``/usr/bin/time``) instead of training them.
+
 Writes benchmarks/results/progressive.json and progressive.md; the run folders stay under --out.
 """
 from __future__ import annotations
@@ -97,6 +100,8 @@ def main() -> None:
     ap.add_argument("--preset", default="mnist-progan")
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--runs", nargs=2, type=Path, help="two finished runs: progressive, full resolution")
+    ap.add_argument("--walls", nargs=2, type=float, help="their training wall times in seconds")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,8 +109,8 @@ def main() -> None:
 
     record = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(torch.device("cpu")),
               "preset": args.preset, "n": args.n, "runs": {}}
-    prog = out / "progressive"
-    wall = train(args.preset, args.data_dir, prog, ())
+    prog = args.runs[0] if args.runs else out / "progressive"
+    wall = args.walls[0] if args.runs else train(args.preset, args.data_dir, prog, ())
     table = stages(prog)
     total = trained_images(prog)
     ranges = [(first, last) for _, _, first, last in table]
@@ -113,9 +118,9 @@ def main() -> None:
                                      **scores(evaluate(prog, args.data_dir, args.n))}
     record["stages"] = [{"stage": s, "resolution": r, "first": f, "last": last} for s, r, f, last in table]
     if not args.skip_baseline:
-        full = out / "full-resolution"
-        wall = train(args.preset, args.data_dir, full, ("grow.fade_images=0", "grow.stable_images=0",
-                                                         f"train.images={total}"))
+        full = args.runs[1] if args.runs else out / "full-resolution"
+        wall = args.walls[1] if args.runs else train(args.preset, args.data_dir, full, (
+            "grow.fade_images=0", "grow.stable_images=0", f"train.images={total}"))
         record["runs"]["full resolution"] = {"wall_s": wall, "images": trained_images(full),
                                              "stage_images_per_s": stage_speeds(full, ranges),
                                              **scores(evaluate(full, args.data_dir, args.n))}

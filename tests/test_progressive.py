@@ -161,7 +161,7 @@ def test_a_64px_rgb_folder_grows_through_every_stage_with_labelled_grids_and_a_t
 
 
 def test_stopped_in_the_middle_of_a_fade_and_resumed_equals_an_uninterrupted_run(tmp_path):
-    extra = ("grow.batch_sizes.8=2",)  # the fade into 8x8 also changes the batch size
+    extra = ("grow.batch_sizes={8: 2}",)  # the fade into 8x8 also changes the batch size
     data = _digits_like(40)
     train(_cfg(*extra), tmp_path / "full", data=data)
     t = Trainer(_cfg(*extra), tmp_path / "part", data=_digits_like(40))
@@ -178,6 +178,9 @@ def test_stopped_in_the_middle_of_a_fade_and_resumed_equals_an_uninterrupted_run
     assert part == full and len(full) > k + 3
     assert [r["resolution"] for r in full][:k + 1] == [4, 4, 8, 8, 8, 8]
     assert "loss/drift" in full[0] and "loss/penalty" in full[0]
+    with pytest.raises(GankitError, match="cannot change on resume: grow.fade_images: 12 -> 6"):
+        Trainer(_cfg(*extra, "grow.fade_images=6"), tmp_path / "part", data=_digits_like(40), resume=True,
+                force=True)
 
 
 def test_the_optimisers_state_is_cleared_when_a_fade_starts_and_ends(tmp_path):

@@ -69,12 +69,17 @@ def test_prepare_crops_the_centre_square(tmp_path):
     assert x.shape == (1, 10, 10, 3) and x.min() >= 250
 
 
-def test_streamed_batches_equal_in_memory_batches(zipped):
+def _memory_and_streamed(zipped) -> tuple:
+    """(in memory, streamed, the streamed one's note): the same zip opened both ways."""
     cfg = _cfg(zipped)
     cfg.data.stream = "false"
     memory, _ = open_training_data(cfg.data, "cpu")
     cfg.data.stream = "true"
-    streamed, note = open_training_data(cfg.data, "cpu")
+    return (memory, *open_training_data(cfg.data, "cpu"))
+
+
+def test_streamed_batches_equal_in_memory_batches(zipped):
+    memory, streamed, note = _memory_and_streamed(zipped)
     assert isinstance(streamed, StreamedImages) and "streaming 24 images" in note
     assert memory.x.dtype == torch.uint8 and memory.x.shape == (24, 3, 32, 32)
     order = memory.epoch_order(5, 1)
@@ -89,11 +94,7 @@ def test_a_batch_size_that_changes_mid_epoch_streams_the_same_images_as_memory(z
     """Progressive growing's batch size per resolution: the prefetching loader restarts at the new size."""
     from gankit.modes.sources import GrowingBatches
 
-    cfg = _cfg(zipped)
-    cfg.data.stream = "false"
-    memory, _ = open_training_data(cfg.data, "cpu")
-    cfg.data.stream = "true"
-    streamed, _ = open_training_data(cfg.data, "cpu")
+    memory, streamed, _ = _memory_and_streamed(zipped)
     size = lambda images: 4 if images < 10 else 6  # noqa: E731
     a, b = GrowingBatches(memory, size, [10], seed=1), GrowingBatches(streamed, size, [10], seed=1)
     for epoch in range(2):

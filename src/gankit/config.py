@@ -306,6 +306,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             if isinstance(value, float) and not math.isfinite(value):
                 raise GankitError(f"config key {name}.{key} must be a finite number, got {value}")
     validate_conditional(cfg)
+    # resolution -> batch size: keys as text, however given (YAML ints, --set text), so JSON keeps them equal
+    cfg.grow.batch_sizes = {str(k): v for k, v in cfg.grow.batch_sizes.items()}
     from .nets import make_options
 
     options = make_options(cfg.model.arch, cfg.model.options)  # unknown architecture, key or type: one line

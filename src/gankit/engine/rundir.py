@@ -18,7 +18,8 @@ from ..yaml_io import read_yaml
 # be the run its config describes). Everything else (duration, learning rates, logging, device, precision,
 # evaluation) may change with --force. A name ending in "." is a whole section.
 FIXED_ON_RESUME = ("mode", "data.name", "data.image_size", "data.channels", "data.limit", "model.", "objective.",
-                   "train.seed", "train.batch_size", "train.n_critic", "train.ema", "train.fake_labels")
+                   "train.seed", "train.batch_size", "train.n_critic", "train.ema", "train.fake_labels",
+                   "grow.")  # progressive growing's schedule: which images and which stage each iteration has
 RUN_FILE = "run.json"
 # How the run is launched (torchrun): recorded, free to change on resume (train.batch_size is the global batch).
 LAUNCH = ("dist.world_size", "dist.global_batch", "dist.timeout")

@@ -171,19 +171,27 @@ class GanMode(Mode):
 
     def _d_inputs(self, scratch: dict, r: int) -> DInputs:
         ctx, cond, batch = self.ctx, self.cond, scratch["batch"]
-        x_real = batch.x[r]
+        x_real = self.real_images(batch.x[r])
         z = sample_z(x_real.shape[0] * ctx.world, self.cfg.model.z_dim, x_real.device, ctx.noise)
         y_fake, codes = cond.fake_labels(z, ctx.noise)  # drawn for the global batch: this process keeps its rows
         z, y_fake, codes = ctx.shard(z), ctx.shard(y_fake), ctx.shard(codes)
         y_real = batch.y[r] if batch.y is not None else None
         with torch.set_grad_enabled(r == self.cfg.train.n_critic - 1), ctx.autocast():  # the G step reuses them
-            x_fake = cond.generate(ctx.nets["G"], z, y_fake)
+            x_fake = cond.generate(self.training_generator(), z, y_fake)
         scratch.update(x_fake=x_fake, y_fake=y_fake, codes=codes)
         x_fake = x_fake.detach()
         with ctx.autocast():
             d_real, c_real = cond.discriminate(ctx.nets["D"], x_real, y_real)
             d_fake, c_fake = cond.discriminate(ctx.nets["D"], x_fake, y_fake)
         return DInputs(x_real, x_fake, y_real, y_fake, codes, d_real.float(), d_fake.float(), c_real, c_fake)
+
+    def real_images(self, x: torch.Tensor) -> torch.Tensor:
+        """A real batch as D sees it (a subclass may resample it, as progressive growing does)."""
+        return x
+
+    def training_generator(self):
+        """What draws the fakes of a training step (a subclass may ask G for another output size)."""
+        return self.ctx.nets["G"]
 
     def _penalty(self, penalty, i: DInputs) -> torch.Tensor:
         # fp32 and eager: double backward does not run through compiled graphs. A labelled D is differentiated

@@ -36,7 +36,7 @@ from ..errors import GankitError
 from ..nets import architecture, eval_mode, make_options
 from ..nets.progan import padding, resolutions
 from .base import Panel, Term
-from .gan import DInputs, GanMode, sample_z
+from .gan import GanMode
 from .registry import register_mode
 from .sources import GrowingBatches
 
@@ -185,7 +185,7 @@ class ProgressiveMode(GanMode):
                              "alpha": self.alpha}
         return phases
 
-    def real_at_stage(self, x: torch.Tensor) -> torch.Tensor:
+    def real_images(self, x: torch.Tensor) -> torch.Tensor:
         """Training images (N, C, H, W) padded, pooled to the current resolution and faded like G's output."""
         if any(self.pad):
             x = F.pad(x, self.pad, value=-1.0)
@@ -194,22 +194,9 @@ class ProgressiveMode(GanMode):
             x = torch.lerp(F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest"), x, self.alpha)
         return x
 
-    def _d_inputs(self, scratch: dict, r: int) -> DInputs:
-        """The `gan` mode's D inputs at the current stage: real images resampled, G's output at its own size."""
-        ctx, cond, batch = self.ctx, self.cond, scratch["batch"]
-        x_real = self.real_at_stage(batch.x[r])
-        z = sample_z(x_real.shape[0] * ctx.world, self.cfg.model.z_dim, x_real.device, ctx.noise)
-        y_fake, codes = cond.fake_labels(z, ctx.noise)
-        z, y_fake, codes = ctx.shard(z), ctx.shard(y_fake), ctx.shard(codes)
-        y_real = batch.y[r] if batch.y is not None else None
-        with torch.set_grad_enabled(r == self.cfg.train.n_critic - 1), ctx.autocast():  # the G step reuses them
-            x_fake = cond.generate(partial(ctx.nets["G"], native=True), z, y_fake)
-        scratch.update(x_fake=x_fake, y_fake=y_fake, codes=codes)
-        x_fake = x_fake.detach()
-        with ctx.autocast():
-            d_real, c_real = cond.discriminate(ctx.nets["D"], x_real, y_real)
-            d_fake, c_fake = cond.discriminate(ctx.nets["D"], x_fake, y_fake)
-        return DInputs(x_real, x_fake, y_real, y_fake, codes, d_real.float(), d_fake.float(), c_real, c_fake)
+    def training_generator(self):
+        """G at the current stage's own resolution (the `gan` mode's D step then runs unchanged)."""
+        return partial(self.ctx.nets["G"], native=True)
 
     # ---- state, grids and the timeline ---------------------------------------------------------------
     def state(self) -> tuple:
