@@ -2,9 +2,9 @@
 
     torchrun --nproc_per_node=N -m gankit train PRESET ...
 
-gankit reads the environment torchrun sets (`gankit.launch`) and joins its process group: NCCL on CUDA
-(each process takes the GPU of its LOCAL_RANK), gloo on the CPU, with a bounded timeout (``dist.timeout``).
-Without torchrun (or with one process) nothing here does anything and a run is what it always was.
+gankit reads the environment torchrun sets (`gankit.launch`) and joins its process group: NCCL on CUDA (each
+process takes the GPU of its LOCAL_RANK), gloo on the CPU, with a bounded timeout (``dist.timeout``). Without
+torchrun (or with one process) nothing here does anything.
 
 How N processes compute what one process computes (docs/distributed.md):
 
@@ -15,15 +15,15 @@ How N processes compute what one process computes (docs/distributed.md):
 - Each trainable part is wrapped in its own `DistributedDataParallel` (``broadcast_buffers=False``), which
   averages the gradients: the mean over ranks of per-rank means is the mean over the global batch.
 - Batch-norm statistics are per process unless ``dist.sync_bn`` makes them global (`SyncBatchNorm` on CUDA,
-  `_GlobalBatchNorm` here on the CPU, where torch's has no kernels). Per-process running statistics are
-  averaged over the ranks before grids and checkpoints.
+  `_GlobalBatchNorm` here on the CPU, where torch's has no kernels); running statistics are averaged over the
+  ranks before grids and checkpoints.
 - The global torch RNG (anything outside the noise stream) is seeded per rank from the run's seed.
 
 Rank 0 alone writes the run folder; logged values are averaged over the ranks; all ranks check at each
-checkpoint that their copies of every part and EMA copy are identical, bit for bit.
-"""
+checkpoint that their copies of every part and EMA copy are identical, bit for bit."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import inspect
@@ -94,8 +94,7 @@ class Dist:
         # names the option forward_sync_buffers; both sync them once, at construction.
         off = {"forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters
                else "broadcast_buffers": False}
-        # A gradient whose layout differs from its weight's (a 1-channel conv under CPU autocast) costs one copy
-        # per step; torch warns about it on every rank of every run.
+        # a gradient laid out unlike its weight (1-channel conv, CPU autocast) costs a copy; torch warns every run
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         return Replica(ddp(_Routed(module), device_ids=ids, **off), module)
 
@@ -107,8 +106,8 @@ class Dist:
         """The batch source, cut to this process's slice of every global batch."""
         if self.active:
             if not hasattr(source, "split"):
-                raise GankitError(f"the batch source {type(source).__name__} cannot be split over processes; "
-                                  f"give it a split(rank, world) method or train in one process")
+                raise GankitError(f"the batch source {type(source).__name__} cannot be split over processes; train "
+                                  f"in one process (or give the source a split(rank, world) method)")
             source.split(self.rank, self.world)
         return source
 
@@ -203,7 +202,7 @@ class Dist:
         if not self.active or not (isinstance(exc, tdist.DistError) or any(w in str(exc) for w in _LOST)):
             raise exc
         local, unknown = {}, []
-        try:
+        with contextlib.suppress(Exception):  # the store may have gone with the agent: say what the error said
             store = tdist.distributed_c10d._get_default_store()
             for r in range(self.world):
                 host, pid = store.get(f"gankit/rank/{r}").decode().split()
@@ -211,8 +210,6 @@ class Dist:
                     local[r] = int(pid)
                 elif r != self.rank:
                     unknown.append(f"rank {r} on {host}")
-        except Exception:  # the store went with the agent: say what the error said
-            pass
         dead, deadline = [], time.monotonic() + 3.0
         while local and not dead and time.monotonic() < deadline:  # a killed process takes a moment to exit
             states = {r: _state(pid) for r, pid in local.items()}
@@ -225,8 +222,12 @@ class Dist:
         return GankitError(f"{who}; rank {self.rank} stops ({first[:200]}); latest complete checkpoint: "
                            f"{last or 'none'}; relaunch with --resume RUN_DIR")
 
-    def close(self) -> None:
+    def close(self, ended: bool = False) -> None:
+        """Leave the process group; after a normal end (``ended``) only once every rank has got there."""
         if self.active and tdist.is_initialized():
+            if ended:  # a peer's gloo threads talking to a destroyed group can abort it ("terminate called ...")
+                with contextlib.suppress(*FAILURES):
+                    tdist.barrier()
             tdist.destroy_process_group()
 
 

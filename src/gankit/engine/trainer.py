@@ -122,12 +122,12 @@ class Trainer:
         data.x, data.y = data.x.to(self.device), data.y.to(self.device)
         return data
 
-    def close(self) -> None:
-        """Release the run folder without training (`run` releases it when it ends)."""
+    def close(self) -> None:  # release the run folder without training (`run` releases it when it ends)
         self.lock.release()
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> Progress:
+        ended = False
         try:
             try:
                 reporter = self._reporter()
@@ -135,10 +135,11 @@ class Trainer:
                 raise GankitError(f"cannot open the logs in run folder {self.run_dir} ({exc.strerror or exc}: "
                                   f"{exc.filename}); check its permissions and free space") from None
             self._run(reporter)
+            ended = True
         finally:
             self.lock.release()
             getattr(self.data, "close", lambda: None)()  # a streamed dataset stops its loader's workers
-            self.dist.close()
+            self.dist.close(ended)  # after a normal end, with every rank
         return self.progress
 
     def _run(self, reporter: Reporter) -> None:
@@ -351,8 +352,7 @@ class Trainer:
         if not self.dist.is_main:
             return None
         meta = {
-            "gankit_version": __version__,
-            "run_id": self.run_id,
+            "gankit_version": __version__, "run_id": self.run_id,
             "config": self.cfg.to_dict(),
             "progress": self.progress.to_dict(),
             **self.parts.save(tensors),

@@ -7,9 +7,9 @@ standard deviation (one extra channel), conv 3x3, conv 4x4 (a dense layer over t
 Leaky ReLU 0.2 after every layer but the outputs; pixel norm after every conv of G.
 
 Channels: C(r) = min(width, width * 32 / r), the paper's table (512 up to 32x32, then halving to 16 at 1024)
-with 512 scaled to ``model.width_g`` / ``model.width_d``; ``model.options.full_width_until`` moves the 32 (a
-small CPU model: 4, so that C(r) halves from the first doubling on). Equalised learning rate: weights are drawn N(0, 1)
-and multiplied at run time by gain / sqrt(fan_in) (gain sqrt(2), 1 for toRGB).
+with 512 scaled to ``model.width_g`` / ``model.width_d``; ``model.options.full_width_until`` moves the 32 (the
+CPU-sized MNIST presets use 8, so that C(r) halves from 16x16 on). Equalised learning rate: weights are drawn
+N(0, 1) and multiplied at run time by gain / sqrt(fan_in) (gain sqrt(2), 1 for toRGB).
 
 The networks grow by a **stage** (0: 4x4, 1: 8x8, ...) and a fade weight **alpha** set by the `progressive`
 mode (`set_growth`), kept as a buffer so that a checkpoint restores them. During a fade (alpha < 1) G's output
@@ -128,8 +128,8 @@ class _ConvAct(nn.Module):
 
     def __init__(self, cin: int, cout: int, eq: bool, act: str, norm: bool = False, kernel: int = 3):
         super().__init__()
-        self.conv, self.act, self.norm = _Eq(cin, cout, kernel, math.sqrt(2), eq, pad=kernel // 2 if kernel == 3 else 0), \
-            activation(act), norm
+        self.conv = _Eq(cin, cout, kernel, math.sqrt(2), eq, pad=1 if kernel == 3 else 0)
+        self.act, self.norm = activation(act), norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.conv(x))
@@ -216,8 +216,8 @@ class ProDiscriminator(_Grows):
             raise GankitError(f"model.options.mbstd_group={mbstd_group} must be 0 (off) or a group size")
         self._init_growth(image_shape, start)
         self.act = activation(act)
-        self.from_rgb = nn.ModuleList(_Eq(image_shape[0], stage_channels(width, r, full_width_until), 1, math.sqrt(2), equalized)
-                                      for r in self.resolutions)
+        self.from_rgb = nn.ModuleList(_Eq(image_shape[0], stage_channels(width, r, full_width_until), 1, math.sqrt(2),
+                                          equalized) for r in self.resolutions)
         c0 = stage_channels(width, start, full_width_until)
         self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else nn.Identity()
         last = [_ConvAct(c0 + (1 if mbstd_group else 0), c0, equalized, act),
