@@ -88,6 +88,7 @@ def _env() -> dict:
                                                             "MASTER_PORT")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a rank that aborts in C++ (SIGABRT) prints the Python stack it was in
     key, value = TAG.split("=")
     env[key] = value
     return env
@@ -129,7 +130,7 @@ def torchrun(args: list, timeout: float = 180) -> subprocess.CompletedProcess:
 
 
 def _ok(proc: subprocess.CompletedProcess) -> None:
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-8000:]
 
 
 def _one(folder: Path, case: str, run_dir: Path) -> Path:
