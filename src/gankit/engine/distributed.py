@@ -222,12 +222,8 @@ class Dist:
         return GankitError(f"{who}; rank {self.rank} stops ({first[:200]}); latest complete checkpoint: "
                            f"{last or 'none'}; relaunch with --resume RUN_DIR")
 
-    def close(self, ended: bool = False) -> None:
-        """Leave the process group; after a normal end (``ended``) only once every rank has got there."""
+    def close(self) -> None:
         if self.active and tdist.is_initialized():
-            if ended:  # a peer's gloo threads talking to a destroyed group can abort it ("terminate called ...")
-                with contextlib.suppress(*FAILURES):
-                    tdist.barrier()
             tdist.destroy_process_group()
 
 

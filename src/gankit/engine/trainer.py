@@ -127,7 +127,6 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self) -> Progress:
-        ended = False
         try:
             try:
                 reporter = self._reporter()
@@ -135,11 +134,10 @@ class Trainer:
                 raise GankitError(f"cannot open the logs in run folder {self.run_dir} ({exc.strerror or exc}: "
                                   f"{exc.filename}); check its permissions and free space") from None
             self._run(reporter)
-            ended = True
         finally:
             self.lock.release()
             getattr(self.data, "close", lambda: None)()  # a streamed dataset stops its loader's workers
-            self.dist.close(ended)  # after a normal end, with every rank
+            self.dist.close()
         return self.progress
 
     def _run(self, reporter: Reporter) -> None:
