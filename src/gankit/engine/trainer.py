@@ -186,7 +186,8 @@ class Trainer:
     def _iteration(self, reporter: Reporter) -> None:
         """One iteration of the mode's phases; logs, checks and ends the epoch when due."""
         t, p = self.cfg.train, self.progress
-        [hook.before_iteration(self) for hook in self.hooks]
+        for hook in self.hooks:
+            hook.before_iteration(self)
         lrs = self._set_learning_rates() if self.hooks else {}
         batch = self.source.take(p.epoch, p.batch)
         measure = (p.step + 1) % t.log_every == 0
@@ -224,7 +225,8 @@ class Trainer:
             reporter.message(f"stopped by signal {self.stop_signal} at step {p.step} ({p.images} images); "
                              f"checkpoint written, resume with: gankit train --resume {self.run_dir}")
             return True
-        [hook.finished(self) for hook in self.hooks]
+        for hook in self.hooks:
+            hook.finished(self)
         if p.batch > 0:  # ended mid-epoch (duration in images): keep a grid of the end state too
             self._save_grid(reporter, name="final")
         return written or self._checkpoint(reporter)

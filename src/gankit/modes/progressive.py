@@ -86,6 +86,7 @@ class Growth:
 
     def __init__(self, mode: "ProgressiveMode"):
         self.mode = mode
+        self._grown = None  # the growing modules of the run's parts and EMA copies (found once)
 
     def before_iteration(self, trainer) -> None:
         mode = self.mode
@@ -97,8 +98,10 @@ class Growth:
                 for opt in trainer.parts.optimizers.values():
                     opt.state.clear()
             mode.phase = phase
-        mode.set_growth([g for m in (*trainer.parts.modules.values(), *(e.module for e in trainer.parts.emas.values()))
-                         for g in m.modules() if hasattr(g, "set_growth")], stage, alpha)  # inside code wrappers too
+        if self._grown is None:  # inside code wrappers too
+            parts = (*trainer.parts.modules.values(), *(e.module for e in trainer.parts.emas.values()))
+            self._grown = [g for m in parts for g in m.modules() if hasattr(g, "set_growth")]
+        mode.set_growth(self._grown, stage, alpha)
 
     def lr_scale(self, trainer) -> float:
         return 1.0
