@@ -13,8 +13,9 @@ docs/progressive.md; set ``train.images``).
 
 Real images are padded, average-pooled to the current resolution and, during a fade, blended the same way as
 G's output: ``lerp(upsample(pool2(x)), x, alpha)``. The game is the `gan` mode's (any Objective and penalty,
-``train.n_critic`` D steps per G step) plus a drift term ``grow.drift * mean(D(x_real)^2)``; the paper's
-defaults (WGAN-GP, Adam(1e-3, betas 0/0.99), EMA of G) are presets. ``grow.batch_sizes`` sets a batch size
+``train.n_critic`` D steps per G step) plus a drift term ``grow.drift * mean(D(x_real)^2)``. The MNIST presets
+set an EMA of G and Adam(betas 0/0.99) as the paper does, but lr 3e-3 and non-saturating + lazy R1 instead of its
+1e-3 and WGAN-GP, which scored far lower in their budget (docs/progressive.md). ``grow.batch_sizes`` sets a batch size
 per resolution (`GrowingBatches`), ``grow.reset_optim`` clears Adam's state when a fade starts and ends.
 
 Stage and alpha are computed from the images seen before every iteration (the `Growth` hook) and live in
