@@ -392,6 +392,18 @@ def test_a_launch_that_cannot_work_is_one_line(env, message, monkeypatch, tmp_pa
         distributed.setup(resolve_config("digits-dcgan", ["train.batch_size=9"]))
 
 
+@pytest.mark.parametrize("world", ["2", "two", " "])
+def test_a_torchrun_rank_exits_with_its_status_and_its_error_line(world, tmp_path):
+    """Ranks leave through os._exit after the exit handlers: the status and the flushed error line survive it,
+    also with a WORLD_SIZE that is not a number."""
+    env = {**_env(), "TORCHELASTIC_RUN_ID": "test", "WORLD_SIZE": world}
+    proc = subprocess.run([sys.executable, "-m", "gankit", "train", "no-such-preset", "--run-dir", str(tmp_path / "r")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gankit: error:"), proc.stderr
+
+
 # ---- pieces --------------------------------------------------------------------------------------------------
 def test_each_rank_takes_its_slice_of_every_global_batch(tiny_data):
     from gankit.modes import ImageBatches

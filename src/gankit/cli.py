@@ -354,7 +354,7 @@ def run() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    if os.environ.get("TORCHELASTIC_RUN_ID") and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if os.environ.get("TORCHELASTIC_RUN_ID") and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
         # A torchrun rank whose work is done: run the exit handlers (logging, files), then leave without C++'s
         # static destructors, where a rank sometimes aborted ("terminate called without an active exception",
         # no Python frame) after a successful run.
