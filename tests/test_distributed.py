@@ -396,7 +396,7 @@ def test_a_launch_that_cannot_work_is_one_line(env, message, monkeypatch, tmp_pa
 def test_a_torchrun_rank_exits_with_its_status_and_its_error_line(world, tmp_path):
     """Ranks leave through os._exit after the exit handlers: the status and the flushed error line survive it,
     also with a WORLD_SIZE that is not a number."""
-    env = {**_env(), "TORCHELASTIC_RUN_ID": "test", "WORLD_SIZE": world}
+    env = {**_env(), "WORLD_SIZE": world, "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
     proc = subprocess.run([sys.executable, "-m", "gankit", "train", "no-such-preset", "--run-dir", str(tmp_path / "r")],
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr

@@ -347,20 +347,19 @@ def run() -> None:
         print("gankit: interrupted", file=sys.stderr)
         code = 130
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if code == 130:
-        # Interrupted and already cleaned up. A Ctrl-C that landed in code a C extension ran through
-        # PyRun_* (pybind11's exec, during torch's import) makes Python re-raise SIGINT at exit, however
-        # it was handled: exit at once instead, with the status a shell gives a Ctrl-C.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    if os.environ.get("TORCHELASTIC_RUN_ID") and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
-        # A torchrun rank whose work is done: run the exit handlers (logging, files), then leave without C++'s
-        # static destructors, where a rank sometimes aborted ("terminate called without an active exception",
-        # no Python frame) after a successful run.
-        import atexit
+    from .launch import one_of_several
 
-        atexit._run_exitfuncs()
+    if code == 130 or one_of_several():
+        # 130: interrupted and already cleaned up. A Ctrl-C that landed in code a C extension ran through
+        # PyRun_* (pybind11's exec, during torch's import) makes Python re-raise SIGINT at exit, however it
+        # was handled: exit at once instead, with the status a shell gives a Ctrl-C.
+        # One process of a multi-process run whose work is done: Python's exit handlers run (logging, files),
+        # C++'s static destructors do not; a rank sometimes aborted in them ("terminate called without an
+        # active exception", no Python frame) after a successful run.
+        if code != 130:
+            import atexit
+
+            atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

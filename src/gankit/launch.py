@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from .errors import GankitError
 
@@ -56,10 +56,16 @@ def launch() -> Launch:
     return Launch(rank, world, local)
 
 
-def error_prefix() -> str:
-    """'rank N: ' for the errors of a process of a multi-process run ('' otherwise, or when unknown)."""
+def one_of_several() -> Optional[Launch]:
+    """This process's place when it is one of several processes of a run; None otherwise, or when unknown."""
     try:
         info = launch()
     except GankitError:
-        return ""
-    return f"rank {info.rank}: " if info.world > 1 else ""
+        return None
+    return info if info.world > 1 else None
+
+
+def error_prefix() -> str:
+    """'rank N: ' for the errors of a process of a multi-process run ('' otherwise, or when unknown)."""
+    info = one_of_several()
+    return f"rank {info.rank}: " if info else ""
