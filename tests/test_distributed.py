@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -449,3 +450,23 @@ def test_ranks_whose_copies_differ_are_caught_at_the_checkpoint(monkeypatch):
     dist = distributed.Dist(0, 2, 0, torch.device("cpu"))
     with pytest.raises(GankitError, match="copies of P_ema on rank 1 differ from rank 0's"):
         dist.checkpoint_state(Parts())
+
+
+def test_a_signal_whose_handler_runs_as_the_stop_vote_returns_is_kept_for_the_next_vote(monkeypatch):
+    """Python runs a signal handler between bytecodes: one that arrives while a rank waits in the vote's
+    all_reduce runs just after it, when the vote (0 from this rank) is cast. The signal must reach the next vote;
+    it used to be overwritten by the vote's result, and that rank trained on after SIGTERM."""
+    from gankit.engine import distributed
+
+    trainer = types.SimpleNamespace(stop_signal=None)
+
+    def vote_then_signal(flag, *args, **kwargs):
+        assert int(flag.item()) == 0
+        trainer.stop_signal = signal.SIGTERM  # the handler, as the collective returns
+
+    monkeypatch.setattr(distributed.tdist, "all_reduce", vote_then_signal)
+    dist = distributed.Dist(1, 2, 1, torch.device("cpu"))
+    assert dist.agree_stop(trainer) is None  # every rank saw the same vote: no stop yet
+    assert trainer.stop_signal == signal.SIGTERM
+    monkeypatch.setattr(distributed.tdist, "all_reduce", lambda flag, *a, **k: None)
+    assert dist.agree_stop(trainer) == signal.SIGTERM

@@ -122,12 +122,13 @@ class Dist:
         return {**stats, **dict(zip(keys, (flat / self.world).unbind()))}
 
     def agree_stop(self, trainer) -> Optional[int]:
-        """The stop signal any rank received (all ranks stop after the same iteration)."""
-        if self.active:
-            flag = torch.tensor([trainer.stop_signal or 0], device=self.device)
-            tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
-            trainer.stop_signal = int(flag.item()) or None
-        return trainer.stop_signal
+        """The stop signal any rank received (all ranks stop after the same iteration). It never writes
+        ``trainer.stop_signal``: a signal whose handler runs as the collective returns is kept for the next call."""
+        if not self.active:
+            return trainer.stop_signal
+        flag = torch.tensor([trainer.stop_signal or 0], device=self.device)
+        tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
+        return int(flag.item()) or None
 
     def on_main(self, fn: Callable, share: bool = True, default=None):
         """``fn()`` on rank 0 only; its result (``share``) and its error reach every rank, which stops quietly

@@ -216,7 +216,7 @@ class Trainer:
 
     def _finish(self, reporter: Reporter) -> bool:
         """Final grid and checkpoint; False when the checkpoint found NaN weights and rolled back."""
-        p = self.progress
+        p, self.stop_signal = self.progress, self.dist.agree_stop(self)  # every rank takes the same path
         last = self.dist.on_main(lambda: ck.latest_checkpoint(self.run_dir / "checkpoints"))
         written = last is not None and last.stem == ck.checkpoint_name(p.images)
         if self.stop_signal is not None:
