@@ -80,25 +80,6 @@ def test_translator_options_that_do_not_fit_are_one_line():
                        options={"layers": 4})
 
 
-def test_the_affine_warp_starts_as_the_identity_and_learns_from_the_translators_loss():
-    torch.manual_seed(0)
-    G, _ = build_networks("cyclegan", 0, (1, 28, 28), 8, 8, "instance", "instance", "relu", "leaky_relu",
-                          options={"blocks": 1, "downsamples": 0, "warp": "affine"})
-    x = torch.rand(4, 1, 28, 28) * 2 - 1
-    assert torch.allclose(G.warp(x), x, atol=1e-5)  # training starts from the plain translator
-    G(x).square().mean().backward()
-    assert G.warp.loc[-1].weight.grad.abs().sum() > 0 and G.warp.loc[-1].bias.grad.abs().sum() > 0
-    with torch.no_grad():
-        G.warp.loc[-1].bias.copy_(torch.tensor([0.5, 0.0, 0.0, 0.0, 1.0, 0.0]))  # twice as wide
-    bar = -torch.ones(1, 1, 28, 28)
-    bar[..., 4:24, 12:16] = 1  # a vertical stroke 4 pixels wide
-    wide = (G.warp(bar) + 1) / 2
-    assert wide[0, 0, 14].sum().item() == pytest.approx(8, abs=0.5) and wide[0, 0, 2].sum() == 0
-    with pytest.raises(GankitError, match="model.options.warp must be none or affine, got 'spline'"):
-        build_networks("cyclegan", 0, (1, 28, 28), 8, 8, "instance", "instance", "relu", "leaky_relu",
-                       options={"warp": "spline"})
-
-
 def test_the_pool_stores_until_full_then_swaps_half_of_the_time():
     pool, g = ImagePool(4), torch.Generator().manual_seed(0)
     first = torch.arange(3.0).view(3, 1, 1, 1)

@@ -11,13 +11,6 @@ The translator maps images to images of the same shape, ``G(x) -> y`` with x, y 
 The reference uses 2 downsamples, 9 blocks at 256 px and 6 at 128 px or less; at 28 px one downsample and
 fewer blocks keep a digit's identity better (a smaller translator has less room to swap content).
 
-``warp="affine"`` (a gankit option, not the reference's) puts a spatial transformer (Jaderberg et al. 2015)
-before the translator: a small localisation net (two 5x5 convs at stride 2, 16 and 32 channels, pooled to 4x4,
-a 64-unit layer) predicts an affine map per image, and the image is resampled through it (bilinear, border
-padding) before the layers above. Its last layer starts at zero with the identity as bias, so training starts
-from the plain translator. It lets a translator with little or no downsampling change a whole image's
-geometry (width, slant, position) without the freedom to redraw it (docs/cyclegan.md).
-
 The PatchGAN discriminator scores overlapping patches: ``layers`` 4x4 convs at stride 2 (width, 2 width,
 4 width, ...; no norm on the first), one 4x4 conv at stride 1, and a 4x4 conv to one channel. Its output is a
 map of logits (N, 1, h, w); objectives average over every patch. ``layers`` = 0 fits the depth to the image
@@ -32,7 +25,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..errors import GankitError
 from ._layers import activation, feature_norm, weight_layer
@@ -43,7 +35,6 @@ class TranslatorOptions:
     blocks: int = 6                   # residual blocks of the translator (reference: 9 at 256 px, 6 below)
     downsamples: int = 2              # stride-2 convs before the blocks (and upsamplings after them)
     layers: int = 0                   # PatchGAN: stride-2 convs (0: fit to the image size, at most 3)
-    warp: str = "none"                # translator: "affine" resamples each input through a learnt affine map
 
 
 def _init(module: nn.Module) -> None:
@@ -68,31 +59,13 @@ class _Residual(nn.Module):
         return x + self.body(x)
 
 
-class AffineWarp(nn.Module):
-    """x resampled through an affine map predicted from x (the identity at initialisation)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.loc = nn.Sequential(nn.Conv2d(channels, 16, 5, 2, 2), nn.ReLU(), nn.Conv2d(16, 32, 5, 2, 2), nn.ReLU(),
-                                 nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(32 * 16, 64), nn.ReLU(),
-                                 nn.Linear(64, 6))
-        nn.init.zeros_(self.loc[-1].weight)
-        with torch.no_grad():
-            self.loc[-1].bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        theta = self.loc(x).float().view(-1, 2, 3)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        return F.grid_sample(x.float(), grid, padding_mode="border", align_corners=False).to(x.dtype)
-
-
 class ResnetTranslator(nn.Module):
     """G(x) -> y of the same shape; ``image_shape`` (C, H, W) with H, W divisible by 2 ** downsamples."""
 
     translates = True                 # an image-to-image network, not G(z): modes and tools check this
 
     def __init__(self, z_dim: int, image_shape: tuple, width: int = 64, norm: str = "instance", act: str = "relu",
-                 blocks: int = 6, downsamples: int = 2, warp: str = "none"):
+                 blocks: int = 6, downsamples: int = 2):
         super().__init__()
         self.z_dim, self.image_shape = 0, tuple(image_shape)  # z_dim: unused (the input is an image)
         c_img, h, w = self.image_shape
@@ -102,8 +75,6 @@ class ResnetTranslator(nn.Module):
             raise GankitError(f"images of {h}x{w} cannot be downsampled {downsamples} times by 2 (each side must "
                               f"stay divisible and at least 2 pixels); lower model.options.downsamples or resize "
                               f"with data.image_size")
-        if warp not in ("none", "affine"):
-            raise GankitError(f"model.options.warp must be none or affine, got {warp!r}")
         bias = norm in ("none", "spectral")
         layers = [nn.ReflectionPad2d(3), weight_layer(nn.Conv2d(c_img, width, 7, bias=bias), norm),
                   feature_norm(norm, width, True), activation(act)]
@@ -122,12 +93,11 @@ class ResnetTranslator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(c, c_img, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         _init(self)
-        self.warp = AffineWarp(c_img) if warp == "affine" else None  # PyTorch's default init, not N(0, 0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise GankitError(f"this translator takes images of shape {self.image_shape}, got {tuple(x.shape[1:])}")
-        return self.net(x if self.warp is None else self.warp(x))
+        return self.net(x)
 
 
 def patch_layers(size: int, layers: int = 0) -> int:
