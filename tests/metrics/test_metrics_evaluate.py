@@ -72,6 +72,23 @@ def test_cli_evaluates_a_run_and_writes_eval_json(cache, tmp_path, capsys):
     assert table.splitlines()[0].split()[:3] == ["metric", "value", "95%"] and "fid" in table
 
 
+def test_the_first_evaluation_of_a_run_trains_the_missing_classifier(tmp_path, monkeypatch, capsys):
+    """evaluate_run samples under torch.no_grad(); a fresh machine's first `gankit evaluate RUN` trains the
+    dataset's classifier inside it (this crashed: 'element 0 of tensors does not require grad')."""
+    from gankit.metrics.classifier import RECIPE
+
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))  # empty: no classifier yet
+    monkeypatch.setitem(RECIPE, "min_steps", 0)  # the recipe's 3 epochs (36 steps), not its 1,400 steps
+    run = tmp_path / "run"
+    assert main(["train", "digits-dcgan", "--run-dir", str(run), "--epochs", "0.02", "--device", "cpu",
+                 *TINY_RUN]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--n", "100", "--metrics", "fid,cs", "--no-floor", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert np.isfinite(result["fid"]) and 1 <= result["cs"] <= 10
+    assert (tmp_path / "cache" / "classifiers" / "digits-v2.safetensors").is_file()
+
+
 def test_cli_evaluates_an_npz_of_images(cache, tmp_path, capsys):
     np.savez(tmp_path / "s.npz", images=make_tiny_images(60))
     assert main(["evaluate", "--images", str(tmp_path / "s.npz"), "--dataset", "digits", "--metrics", "kid,dc",

@@ -110,6 +110,7 @@ def non_images(like: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return out.clamp(-1.0, 1.0)
 
 
+@torch.enable_grad()  # also when called under no_grad, as evaluate_run does on a first evaluation
 def train_classifier(dataset: str, data_dir: Optional[str] = None, progress: bool = True,
                      min_steps: Optional[int] = None) -> tuple:
     """Train the domain classifier with the fixed recipe; return (model, info with test accuracy).
