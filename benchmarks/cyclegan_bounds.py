@@ -19,19 +19,11 @@ import torch
 import torch.nn.functional as F
 
 import gankit
-from gankit.data import load_arrays
+from gankit.data import load_arrays, to_float
+from gankit.data._sources import upscale_digits
 from gankit.metrics.classifier import load_classifier
 
 from _common import RESULTS
-
-
-def _frame(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, 20, 20) in [0, 1] centred in 28x28, as the digits dataset does."""
-    return F.pad(x, (4, 4, 4, 4))
-
-
-def _upscale(x8: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x8, size=(20, 20), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def _uci(image: torch.Tensor, stretch: bool) -> torch.Tensor:
@@ -50,7 +42,7 @@ def _score(name: str, x: torch.Tensor, y: torch.Tensor, dataset: str, data_dir) 
     fid = gankit.evaluate(u8.numpy(), dataset, metrics=("fid",), data_dir=data_dir, n_boot=0)["fid"]
     model, _ = load_classifier(dataset, data_dir, progress=False)
     with torch.no_grad():
-        pred = torch.cat([model(b).argmax(1) for b in (u8[:, None].float() / 127.5 - 1).split(1000)])
+        pred = torch.cat([model(b).argmax(1) for b in to_float(u8[:, None]).split(1000)])
     row = {"rendering": name, "target": dataset, "images": len(x), "fid": round(fid, 1),
            "label_agreement": round(float((pred == y).float().mean()), 4)}
     print(f"{name:<44} -> {dataset:<6} FID {row['fid']:>7.1f}  label agreement {row['label_agreement']:.4f}")
@@ -65,10 +57,11 @@ def main() -> None:
 
     bunch = load_digits()
     x8, y = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0, torch.tensor(bunch.target)
-    up = _upscale(x8)
-    rows = [_score("digits as the dataset has them", _frame(up), y, "mnist", args.data_dir)]
+    up = upscale_digits(x8)
+    rows = [_score("digits as the dataset has them", up, y, "mnist", args.data_dir)]
+    inside = F.pad(torch.ones(1, 1, 20, 20), (4, 4, 4, 4)).bool()  # the 20x20 box: the frame stays black
     for t, k in ((0.35, 12), (0.5, 12), (0.65, 12)):
-        rows.append(_score(f"digits sharpened (t={t}, k={k})", _frame(torch.sigmoid((up - t) * k)), y, "mnist",
+        rows.append(_score(f"digits sharpened (t={t}, k={k})", torch.sigmoid((up - t) * k) * inside, y, "mnist",
                            args.data_dir))
     xm, ym = load_arrays("mnist", args.data_dir, split="test")
     xm, ym = torch.tensor(xm, dtype=torch.float32)[:, None] / 255, torch.tensor(ym)
@@ -76,7 +69,7 @@ def main() -> None:
     for stretch in (True, False):
         uci = torch.stack([_uci(im, stretch) for im in xm])
         rows.append(_score(f"MNIST test rendered as UCI ({'stretched' if stretch else 'aspect kept'})",
-                           _frame(_upscale(uci)), ym, "digits", None))
+                           upscale_digits(uci), ym, "digits", None))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cyclegan_bounds.json").write_text(json.dumps(rows, indent=1) + "\n")
 

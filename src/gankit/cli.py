@@ -354,8 +354,8 @@ def run() -> None:
         # PyRun_* (pybind11's exec, during torch's import) makes Python re-raise SIGINT at exit, however it
         # was handled: exit at once instead, with the status a shell gives a Ctrl-C.
         # One process of a multi-process run whose work is done: Python's exit handlers run (logging, files),
-        # C++'s static destructors do not; a rank sometimes aborted in them ("terminate called without an
-        # active exception", no Python frame) after a successful run.
+        # C++'s static destructors do not: a rank sometimes aborted ("terminate called without an active
+        # exception") after a successful run, possibly in them (not proven).
         if code != 130:
             import atexit
 

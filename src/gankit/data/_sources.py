@@ -9,20 +9,25 @@ from ..errors import GankitError
 
 
 
-def load_digits(split: str):
-    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, UCI), upscaled to 28x28.
+def upscale_digits(images):
+    """8x8 images (N, 1, 8, 8) in [0, 1] -> (N, 1, 28, 28) in [0, 1]: resized to 20x20 (bicubic) and centred in a
+    28x28 frame, as MNIST digits are."""
+    import torch.nn.functional as F
 
-    Digits are resized to 20x20 and centred in a 28x28 frame, as MNIST digits are.
+    images = F.interpolate(images, size=(20, 20), mode="bicubic", align_corners=False).clamp(0, 1)
+    return F.pad(images, (4, 4, 4, 4))
+
+
+def load_digits(split: str):
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, UCI), upscaled to 28x28 (`upscale_digits`).
+
     The split is fixed: every 10th image is test.
     """
     import torch
-    import torch.nn.functional as F
     from sklearn.datasets import load_digits as sk_digits
 
     bunch = sk_digits()
-    images = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0
-    images = F.interpolate(images, size=(20, 20), mode="bicubic", align_corners=False).clamp(0, 1)
-    images = F.pad(images, (4, 4, 4, 4))
+    images = upscale_digits(torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0)
     images = (images[:, 0] * 255).round().to(torch.uint8).numpy()
     labels = bunch.target.astype(np.int64)
     test = np.arange(len(labels)) % 10 == 0
